@@ -1,0 +1,60 @@
+# analogsim — the two commands of README.md, and what they need.
+#   make demo   create .venv, install analogsim, run the demo
+#   make test   install with every extra (aihwkit included) and run ruff + the whole test suite
+# Installs go through constraints.txt (the torch pin). Each install step leaves a stamp in .venv,
+# so a second run only redoes what changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := -c $(CURDIR)/constraints.txt
+AIHWKIT_BUILD_TOOLS := "setuptools>=77" wheel "scikit-build>=0.18.1" "pybind11>=3.0.1" ninja "cmake>=4.2.1" mypy
+export MPLBACKEND := Agg
+
+.PHONY: demo test lint bench aihwkit clean
+
+demo: $(VENV)/.installed-core
+	$(BIN)/analogsim demo
+
+test: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
+	$(BIN)/ruff check analogsim tests benchmarks
+	MPLCONFIGDIR=$${MPLCONFIGDIR:-$(CURDIR)/$(VENV)/mplconfig} $(BIN)/python -m pytest -n 2
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check analogsim tests benchmarks
+	$(BIN)/ruff format --check analogsim tests benchmarks
+
+bench: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+aihwkit: $(VENV)/.installed-aihwkit
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-core: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) install $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-core
+	$(PIP) install $(CONSTRAINTS) -e ".[dev,data,cluster,aihwkit]"
+	touch $@
+
+# aihwkit 1.2.0 is the only release that works with torch 2.13, and only built from its sdist
+# against the installed torch. --no-deps keeps its torchvision requirement (and the CUDA torch it
+# drags in) out; the [aihwkit] extra installs its runtime dependencies. Its build runs mypy's
+# stubgen from PATH. pip caches the built wheel, so a rebuild on the same machine takes seconds.
+$(VENV)/.installed-aihwkit: $(VENV)/.installed-core
+	@if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then \
+	    echo "installing libopenblas-dev (needed to build aihwkit)"; \
+	    apt-get update -qq && apt-get install -y -qq libopenblas-dev; \
+	fi
+	$(PIP) install $(CONSTRAINTS) $(AIHWKIT_BUILD_TOOLS)
+	PATH=$(BIN):$$PATH $(PIP) install $(CONSTRAINTS) --no-build-isolation --no-deps aihwkit==1.2.0
+	$(PIP) install $(CONSTRAINTS) -e ".[aihwkit]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info results report .pytest_cache

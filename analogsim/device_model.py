@@ -1,0 +1,204 @@
+"""The device card applied to one tile: which physics law runs at programming and at drift.
+
+This module reads a :class:`~analogsim.chip.Chip` and calls the pure functions of
+:mod:`analogsim.physics`; it holds no state. Conductance tensors have the shape
+(K, D, out, in): K chip instances, D devices per weight (2 for a pair, 1 single).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from analogsim.chip import (
+    Chip,
+    GaussianProgrammingNoise,
+    PcmOneOverFReadNoise,
+    PcmPowerLawDrift,
+    PolynomialProgrammingNoise,
+    RramRelaxation,
+)
+from analogsim.errors import StateError
+from analogsim.physics import conductance, pcm, programming, rram
+
+
+@dataclass
+class ProgrammedDevices:
+    """What programming leaves on a tile for K instances (all µS or dimensionless)."""
+
+    g_target: torch.Tensor  # (D, out, in) µS, after level quantisation
+    g_programmed: torch.Tensor  # (K, D, out, in) µS
+    drift_exponents: torch.Tensor | None  # (K, D, out, in), PCM only
+    faults: torch.Tensor | None  # (K, D, out, in) uint8, when the card has stuck-at rates
+
+
+def target_conductances(chip: Chip, w_normalised: torch.Tensor) -> torch.Tensor:
+    """Target conductances (D, out, in) µS for normalised weights, on the card's levels."""
+    cond = chip.conductance
+    g = conductance.weights_to_conductances(w_normalised, cond.g_min_uS, cond.g_max_uS, cond.pair)
+    if cond.levels is not None:
+        g = conductance.quantise_to_levels(g, cond.g_min_uS, cond.g_max_uS, cond.levels)
+    return g
+
+
+def _programming_std(chip: Chip, g_target: torch.Tensor) -> torch.Tensor:
+    law = chip.programming
+    if not isinstance(law, PolynomialProgrammingNoise):
+        return torch.zeros_like(g_target)
+    std = programming.polynomial_programming_std(
+        g_target, law.coefficients_uS, chip.conductance.g_max_uS, law.reference_g_max_uS
+    )
+    return std * law.scale
+
+
+def program_devices(
+    chip: Chip, w_normalised: torch.Tensor, generators: Sequence[torch.Generator]
+) -> ProgrammedDevices:
+    """Program one chip instance per generator: programming error, drift exponents, faults.
+
+    Args:
+        chip: the card.
+        w_normalised: (out, in) weights in units of the tile's max|W|.
+        generators: one per instance; instance k draws only from ``generators[k]``.
+    """
+    cond, law = chip.conductance, chip.programming
+    g_target = target_conductances(chip, w_normalised)
+    programmed, exponents, faults = [], [], []
+    for generator in generators:
+        if isinstance(law, PolynomialProgrammingNoise):
+            g = programming.add_polynomial_programming_noise(
+                g_target,
+                law.coefficients_uS,
+                cond.g_max_uS,
+                law.reference_g_max_uS,
+                law.scale,
+                generator,
+            )
+        elif isinstance(law, GaussianProgrammingNoise):
+            g = programming.add_gaussian_programming_noise(
+                g_target,
+                law.additive_std,
+                law.multiplicative_std,
+                cond.g_min_uS,
+                cond.g_max_uS,
+                generator,
+            )
+        else:
+            g = g_target.clone()
+        if isinstance(chip.drift, PcmPowerLawDrift):
+            d = chip.drift
+            mean, std = pcm.drift_exponent_moments(
+                g_target,
+                cond.g_max_uS,
+                d.mean_slope,
+                d.mean_offset,
+                (d.mean_min, d.mean_max),
+                d.std_slope,
+                d.std_offset,
+                (d.std_min, d.std_max),
+                d.g_rel_min,
+            )
+            exponents.append(pcm.draw_drift_exponents(mean, std, d.scale, generator))
+        if chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0:
+            fault_map = conductance.draw_stuck_faults(
+                g.shape,
+                chip.faults.stuck_low_fraction,
+                chip.faults.stuck_high_fraction,
+                generator,
+            )
+            g = conductance.apply_stuck_faults(g, fault_map, cond.g_min_uS, cond.g_max_uS)
+            faults.append(fault_map)
+        programmed.append(g)
+    return ProgrammedDevices(
+        g_target=g_target,
+        g_programmed=torch.stack(programmed),
+        drift_exponents=torch.stack(exponents) if exponents else None,
+        faults=torch.stack(faults) if faults else None,
+    )
+
+
+def age_devices(
+    chip: Chip,
+    devices: ProgrammedDevices,
+    t_inference: float,
+    generators: Sequence[torch.Generator],
+) -> torch.Tensor:
+    """Conductances (K, D, out, in) µS at ``t_inference`` s after programming.
+
+    Applies drift or relaxation, then the accumulated read noise at that time, then re-forces
+    stuck devices. Instance k draws only from ``generators[k]``.
+    """
+    cond, drift, read = chip.conductance, chip.drift, chip.read_noise
+    aged = []
+    for k, generator in enumerate(generators):
+        g = devices.g_programmed[k]
+        if isinstance(drift, PcmPowerLawDrift):
+            if devices.drift_exponents is None:
+                raise StateError(
+                    "this tile was programmed without drift exponents (a card "
+                    "without pcm_power_law drift); program it again"
+                )
+            g_drift = pcm.apply_power_law_drift(
+                g, devices.drift_exponents[k], t_inference, drift.t0_s
+            )
+        elif isinstance(drift, RramRelaxation):
+            variance = (
+                rram.relaxation_variance(
+                    devices.g_target,
+                    t_inference,
+                    drift.times_s,
+                    drift.coefficients_uS,
+                    cond.g_max_uS,
+                    drift.reference_g_max_uS,
+                )
+                * drift.scale**2
+            )
+            g_drift = rram.apply_relaxation(
+                g, variance, _programming_std(chip, devices.g_target), generator
+            )
+        else:
+            g_drift = g
+        if isinstance(read, PcmOneOverFReadNoise):
+            t0 = drift.t0_s if isinstance(drift, PcmPowerLawDrift) else 0.0
+            factor = pcm.read_noise_time_factor(t_inference, t0, read.t_read_s)
+            std = pcm.one_over_f_read_noise_std(
+                g,
+                g_drift,
+                cond.g_max_uS,
+                read.q_coefficient,
+                read.q_exponent,
+                read.q_floor,
+                read.q_max,
+                factor,
+            )
+            g_drift = pcm.add_read_noise(g_drift, std, read.scale, generator)
+        if devices.faults is not None:
+            g_drift = conductance.apply_stuck_faults(
+                g_drift, devices.faults[k], cond.g_min_uS, cond.g_max_uS
+            )
+        aged.append(g_drift)
+    return torch.stack(aged)
+
+
+def read_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:
+    """Normalised weights (K, out, in) read from conductances (K, D, out, in) µS."""
+    cond = chip.conductance
+    return conductance.conductances_to_weights(g, cond.g_min_uS, cond.g_max_uS, cond.pair)
+
+
+def conductance_square_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:
+    """Q_ij = Σ_d (gain · g_d / (g_max − g_min))², the weight of each input in the variance of
+    conductance-proportional per-read noise; shape (K, out, in)."""
+    cond = chip.conductance
+    gain = conductance.weight_noise_gain(cond.pair)
+    return ((g * (gain / (cond.g_max_uS - cond.g_min_uS))) ** 2).sum(dim=-3)
+
+
+def additive_per_read_variance(chip: Chip) -> float:
+    """σ_a² of per-read noise per normalised weight: D devices, each σ·gain."""
+    cond = chip.conductance
+    devices = 2 if cond.pair == "differential" else 1
+    gain = conductance.weight_noise_gain(cond.pair)
+    return devices * (gain * chip.per_read_noise.additive_std) ** 2

@@ -1,0 +1,104 @@
+"""``evaluate``: accuracy of a (converted, programmed) model over its chip instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from analogsim.errors import ShapeError
+from analogsim.programming import instance_count, reseed_forward_noise
+from analogsim.statistics import confidence_interval
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy of each chip instance, and their mean with a 95 % confidence interval.
+
+    With K ≥ 2 instances the interval is Student's t over instances; with one instance (or a
+    digital model) it is the Wilson score interval of the test-set proportion.
+    """
+
+    accuracy: np.ndarray  # (K,), fraction correct per instance
+    samples: int
+
+    @property
+    def mean(self) -> float:
+        return float(self.accuracy.mean())
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return confidence_interval(self.accuracy, self.samples)
+
+    def __str__(self) -> str:
+        low, high = self.ci95
+        return (
+            f"{100 * self.mean:.2f} % [{100 * low:.2f}, {100 * high:.2f}] "
+            f"over {len(self.accuracy)} instance(s)"
+        )
+
+
+def _batches(data: Batches | tuple[torch.Tensor, torch.Tensor], batch_size: int) -> Batches:
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+        if x.shape[0] != y.shape[0]:
+            raise ShapeError(
+                f"inputs and labels disagree: {x.shape[0]} inputs, {y.shape[0]} labels"
+            )
+        return [
+            (x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)
+        ]
+    return data
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: Batches | tuple[torch.Tensor, torch.Tensor],
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+) -> Evaluation:
+    """Top-1 accuracy of every chip instance of ``model`` on ``data``.
+
+    The model runs in eval mode (restored afterwards). Each batch is repeated for the K
+    programmed instances, instance-major, and pushed through once; per-read noise streams
+    restart from ``seed``, so the same call gives the same numbers.
+
+    Args:
+        model: a digital model, or a converted one (programmed or not).
+        data: a DataLoader (or any iterable of (inputs, labels)) or an (inputs, labels) pair.
+        batch_size: samples per batch when ``data`` is a tensor pair.
+        seed: seed of the per-read noise.
+        progress: show a tqdm bar.
+    """
+    was_training = model.training
+    model.eval()
+    reseed_forward_noise(model, seed)
+    k = instance_count(model)
+    correct = torch.zeros(k, dtype=torch.int64)
+    samples = 0
+    try:
+        for x, y in tqdm(
+            _batches(data, batch_size), desc="evaluate", disable=not progress, leave=False
+        ):
+            folded = x.repeat(k, *([1] * (x.dim() - 1))) if k > 1 else x
+            logits = model(folded)
+            if logits.shape[0] != k * x.shape[0]:
+                raise ShapeError(
+                    f"the model returned {logits.shape[0]} rows for a batch of {k} × {x.shape[0]}"
+                )
+            predicted = logits.reshape(k, x.shape[0], -1).argmax(dim=-1)
+            correct += (predicted == y.to(predicted.device)).sum(dim=1).cpu()
+            samples += x.shape[0]
+    finally:
+        model.train(was_training)
+    if samples == 0:
+        raise ShapeError("evaluate() got no samples")
+    return Evaluation(accuracy=(correct.double() / samples).numpy(), samples=samples)

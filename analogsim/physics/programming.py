@@ -1,0 +1,68 @@
+"""One-shot programming error, drawn once per device when a chip instance is programmed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def polynomial(x: torch.Tensor, coefficients: Sequence[float]) -> torch.Tensor:
+    """Σ_i c_i x^i, evaluated by Horner's rule."""
+    result = torch.full_like(x, float(coefficients[-1]))
+    for c in reversed(coefficients[:-1]):
+        result = result * x + c
+    return result
+
+
+def polynomial_programming_std(
+    g_target: torch.Tensor, coefficients: Sequence[float], g_max: float, reference_g_max: float
+) -> torch.Tensor:
+    """Programming-noise std (µS) as a polynomial of the normalised target.
+
+    σ_prog = (g_max / g_ref) · Σ_i c_i (g_T / g_max)^i, floored at 0 — aihwkit
+    ``PCMLikeNoiseModel`` (c = [0.26348, 1.9650, −1.1731] µS at g_ref = 25 µS, Nandakumar 2019)
+    and ``ReRamWan2022NoiseModel`` (4th order, g_ref = 40 µS, Wan et al. 2022).
+
+    Args:
+        g_target: target conductances, µS.
+        coefficients: c_0, c_1, …, µS at ``reference_g_max``.
+        g_max, reference_g_max: µS.
+    """
+    std = polynomial(g_target / g_max, coefficients) * (g_max / reference_g_max)
+    return std.clamp(min=0.0)
+
+
+def add_polynomial_programming_noise(
+    g_target: torch.Tensor,
+    coefficients: Sequence[float],
+    g_max: float,
+    reference_g_max: float,
+    scale: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """g_prog = max(g_T + scale · σ_prog(g_T) · N(0, 1), 0), µS (aihwkit pcm.py)."""
+    std = polynomial_programming_std(g_target, coefficients, g_max, reference_g_max)
+    noise = torch.randn(g_target.shape, generator=generator, dtype=g_target.dtype)
+    return (g_target + scale * std * noise).clamp(min=0.0)
+
+
+def add_gaussian_programming_noise(
+    g_target: torch.Tensor,
+    additive_std: float,
+    multiplicative_std: float,
+    g_min: float,
+    g_max: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """g_prog = g_T + (g_max − g_min)·σ_a·N(0, 1) + g_T·σ_m·N(0, 1), µS; two independent draws.
+
+    The CrossSim generic devices (simulator/devices/generic_device.py): NormalIndependentDevice
+    and NormalProportionalDevice on the normalised conductance. No clamping: an abstract device.
+    """
+    shape, dtype = g_target.shape, g_target.dtype
+    additive = torch.randn(shape, generator=generator, dtype=dtype) * (
+        additive_std * (g_max - g_min)
+    )
+    relative = torch.randn(shape, generator=generator, dtype=dtype) * multiplicative_std
+    return g_target + additive + g_target * relative

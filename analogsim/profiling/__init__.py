@@ -1,0 +1,58 @@
+"""Walking-noise profiling: where in a network noise hurts, and what to do about it (S2).
+
+This package belongs to the experiments layer of the DESIGN data flow (step 8): it measures a
+model rather than simulating a chip. It implements the Walking Noise method of Borras, Klein and
+Fröning (S2 in shared/METHODS.md, §9–§12):
+
+- :mod:`~analogsim.profiling.activation_noise` — the activation-noise operators (additive,
+  multiplicative, mixed) and their insertion after the modules of any model, in the §10 order,
+  with walking (one layer noisy) or global (every layer noisy) activation (§9–§10);
+- :mod:`~analogsim.profiling.midpoint` — the logistic fit of accuracy against noise level that
+  turns a sweep into the midpoint noise level μ of each layer (§11);
+- :mod:`~analogsim.profiling.guided` — guided multi-execution: how many repetitions each noise
+  operator gets from the per-layer midpoints (§12).
+
+The operators work on any ``nn.Module``, analog or digital; nothing here imports the chip,
+the tiles or the conversion.
+"""
+
+from analogsim.profiling.activation_noise import (
+    MODEL_INPUT,
+    AdditiveNoise,
+    MixedNoise,
+    MultiplicativeNoise,
+    NoiseOperator,
+    activate_operators,
+    insert_noise_operators,
+    noise_sites,
+    remove_noise_operators,
+    set_repetitions,
+)
+from analogsim.profiling.guided import allocate_repetitions, uniform_repetitions
+from analogsim.profiling.midpoint import (
+    LogisticComponent,
+    MidpointFit,
+    fit_midpoint,
+    logistic,
+    nearest_half_max_sigma,
+)
+
+__all__ = [
+    "MODEL_INPUT",
+    "AdditiveNoise",
+    "LogisticComponent",
+    "MidpointFit",
+    "MixedNoise",
+    "MultiplicativeNoise",
+    "NoiseOperator",
+    "activate_operators",
+    "allocate_repetitions",
+    "fit_midpoint",
+    "insert_noise_operators",
+    "logistic",
+    "nearest_half_max_sigma",
+    "noise_sites",
+    "remove_noise_operators",
+    "set_repetitions",
+    "uniform_repetitions",
+]

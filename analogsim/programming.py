@@ -1,0 +1,85 @@
+"""The chip-instance verbs: ``program`` a converted model, ``drift`` it to a time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from torch import nn
+
+from analogsim.conversion import analog_layers
+from analogsim.errors import ConversionError, StateError
+
+log = logging.getLogger(__name__)
+
+
+def _layers_or_error(model: nn.Module, verb: str) -> list:
+    layers = [layer for _, layer in analog_layers(model)]
+    if not layers:
+        raise ConversionError(
+            f"{verb}() needs a model with analog layers: call analogsim.convert(model, chip) first"
+        )
+    return layers
+
+
+def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1) -> nn.Module:
+    """Program ``model``'s analog layers onto chip instances, in place.
+
+    One-shot effects (programming error, drift exponents, stuck devices) are drawn once per
+    device; instance k of seed s draws only from streams derived from (s, layer, k), so it is
+    the same whether programmed alone (``instances=[k]``) or among others.
+
+    Args:
+        model: a converted model.
+        seed: non-negative integer.
+        instances: K (instances 0..K−1) or an explicit list of instance ids.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    ids = list(range(instances)) if isinstance(instances, int) else [int(k) for k in instances]
+    if not ids or any(k < 0 for k in ids) or len(set(ids)) != len(ids):
+        raise ValueError(
+            f"instances must be a positive count or distinct non-negative ids, got {instances!r}"
+        )
+    layers = _layers_or_error(model, "program")
+    for layer in layers:
+        layer.tile.program(layer.weight_matrix(), seed, ids)
+    log.info(
+        "programmed %d analog layers on %d chip instances (seed %d)", len(layers), len(ids), seed
+    )
+    return model
+
+
+def drift(model: nn.Module, t_seconds: float) -> nn.Module:
+    """Age every programmed instance to ``t_seconds`` after programming, in place.
+
+    Each call starts again from the programmed state (drift does not accumulate over calls);
+    the same time gives the same conductances.
+    """
+    if not t_seconds >= 0:
+        raise ValueError(f"t_seconds must be ≥ 0 s, got {t_seconds!r}")
+    for layer in _layers_or_error(model, "drift"):
+        if not layer.tile.is_programmed:
+            raise StateError("drift() needs a programmed model: call analogsim.program first")
+        layer.tile.drift(float(t_seconds))
+    return model
+
+
+def instance_count(model: nn.Module) -> int:
+    """K, the chip instances the model's analog layers hold (1 if none are programmed)."""
+    counts = {layer.tile.instances for _, layer in analog_layers(model) if layer.tile.is_programmed}
+    if len(counts) > 1:
+        raise StateError(
+            f"analog layers are programmed with different instance counts "
+            f"{sorted(counts)}; program the whole model at once"
+        )
+    return counts.pop() if counts else 1
+
+
+def reseed_forward_noise(model: nn.Module, seed: int) -> None:
+    """Restart every analog layer's per-read and output noise streams from ``seed``."""
+    for _, layer in analog_layers(model):
+        layer.tile.reseed_forward_noise(seed)

@@ -1,0 +1,105 @@
+"""index.html of a report: figures, tables of numbers, configs and lineage. Opens from disk."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from analogsim.report.plots import plot_curves, plot_heatmap, summarise
+from analogsim.results import Results, RunData, load_results
+
+log = logging.getLogger(__name__)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+.note { color: #555; }
+"""
+
+
+def _figure_for(run: RunData, out_dir: Path) -> Path | None:
+    if "accuracy" not in run.data or not np.isfinite(run.data["accuracy"]).any():
+        return None
+    dims = run.dims["accuracy"]
+    path = out_dir / f"{run.name}.png"
+    if len(dims) == 3 and not any(d.startswith("time") for d in dims[:2]) and all(
+            len(run.axes[d]) > 2 for d in dims[:2]):
+        return plot_heatmap(run, path)
+    if len(dims) >= 2:
+        return plot_curves(run, path)
+    return None
+
+
+def _table(run: RunData) -> str:
+    """Mean accuracy and CI per point, as an HTML table."""
+    if "accuracy" not in run.data:
+        return ""
+    mean, low, high = summarise(run)
+    dims = run.dims["accuracy"][:-1]
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in dims)
+    rows = []
+    for index in np.ndindex(mean.shape):
+        cells = "".join(f"<td>{html.escape(str(run.axes[d][i]))}</td>"
+                        for d, i in zip(dims, index, strict=True))
+        value = ("not measured" if not np.isfinite(mean[index]) else
+                 f"{100 * mean[index]:.2f} % [{100 * low[index]:.2f}, {100 * high[index]:.2f}]")
+        rows.append(f"<tr>{cells}<td>{value}</td></tr>")
+    instances = run.data["accuracy"].shape[-1]
+    return (f"<table><tr>{head}<th>accuracy, mean [95 % CI] over {instances} instances</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _lineage(results: Results) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in sorted(results.attrs.items()))
+    return f"<table>{rows}</table>"
+
+
+def write_report(results_path: str | Path, out_dir: str | Path) -> Path:
+    """Draw every run of a results file and write ``out_dir/index.html``.
+
+    Returns:
+        The path of index.html. Images are referenced by relative paths, so the folder can be
+        moved or opened from disk.
+    """
+    results = load_results(results_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for run in results.runs.values():
+        figure = _figure_for(run, out_dir)
+        parts = [f"<h2>{html.escape(run.attrs.get('title', run.name))}</h2>"]
+        if run.attrs.get("summary"):
+            parts.append(f"<p>{html.escape(run.attrs['summary'])}</p>")
+        if figure is not None:
+            parts.append(f'<img src="{figure.name}" alt="{html.escape(run.name)}">')
+        parts.append(_table(run))
+        sections.append("\n".join(parts))
+    configs = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>"
+                      for name, text in results.config.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>analogsim report: {html.escape(results.path.name)}</title>
+<style>{_STYLE}</style></head><body>
+<h1>analogsim report: {html.escape(results.path.name)}</h1>
+<p class="note">Drawn from {html.escape(str(results.path))} alone; every number below is read
+from that file.</p>
+{''.join(sections)}
+<h2>How these results were made</h2>
+{_lineage(results)}
+<h2>Configuration</h2>
+{configs}
+</body></html>
+"""
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    log.info("wrote %s", index)
+    return index

@@ -1,0 +1,105 @@
+"""Figures of runs: accuracy against an axis with a 95 % CI band, or a heat map of a 2-D grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analogsim.results import RunData
+from analogsim.statistics import confidence_interval
+
+_TIME_TICKS = {1.0: "1 s", 60.0: "1 min", 3600.0: "1 h", 86400.0: "1 day",
+               2592000.0: "1 month", 31536000.0: "1 year"}
+
+
+def summarise(run: RunData, metric: str = "accuracy") -> tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """Mean and 95 % CI bounds over the last (instance) axis; arrays shaped by the other axes."""
+    data = run.data[metric]
+    samples = int(run.attrs.get("test_samples", 1000))
+    flat = data.reshape(-1, data.shape[-1])
+    mean = np.full(flat.shape[0], np.nan)
+    low, high = mean.copy(), mean.copy()
+    for i, row in enumerate(flat):
+        if np.isfinite(row).all():
+            mean[i] = row.mean()
+            low[i], high[i] = confidence_interval(row, samples)
+    shape = data.shape[:-1]
+    return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
+
+
+def _axis_label(run: RunData, axis: str) -> str:
+    unit = run.units.get(axis, "")
+    return f"{axis.replace('_', ' ')} [{unit}]" if unit else axis.replace("_", " ")
+
+
+def _spans_decades(values: np.ndarray) -> bool:
+    positive = values[values > 0]
+    return values.dtype.kind in "fiu" and positive.size == values.size and (
+        positive.max() / positive.min() >= 100)
+
+
+def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
+    """Metric (in %) against the run's x axis (the second-to-last axis), one line per value of
+    a leading axis, with 95 % CI bands; log x when the axis spans decades."""
+    mean, low, high = summarise(run, metric)
+    dims = run.dims[metric][:-1]
+    x_axis = dims[-1]
+    x = np.asarray(run.axes[x_axis])
+    if mean.ndim == 1:
+        mean, low, high = mean[None], low[None], high[None]
+        labels = [run.name]
+    else:
+        mean, low, high = (a.reshape(-1, a.shape[-1]) for a in (mean, low, high))
+        lead = dims[0]
+        labels = [f"{lead.replace('_', ' ')} = {v}" for v in run.axes[lead]]
+    numeric = x.dtype.kind in "fiu"
+    positions = x if numeric else np.arange(len(x))
+    figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for m, lo, hi, label in zip(mean, low, high, labels, strict=True):
+        axes.plot(positions, 100 * m, marker="o", label=label)
+        axes.fill_between(positions, 100 * lo, 100 * hi, alpha=0.25)
+    if numeric and _spans_decades(x):
+        axes.set_xscale("log")
+        if x_axis.startswith("time"):
+            ticks = [t for t in _TIME_TICKS if x.min() <= t <= x.max()]
+            axes.set_xticks(ticks, [_TIME_TICKS[t] for t in ticks])
+    if not numeric:
+        axes.set_xticks(positions, [str(v) for v in x])
+    reference = run.attrs.get("digital_accuracy")
+    if reference is not None:
+        axes.axhline(100 * reference, color="black", linestyle="--", linewidth=1,
+                     label="digital model")
+    axes.set_xlabel(_axis_label(run, x_axis))
+    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over chip instances)")
+    axes.set_title(run.attrs.get("title", run.name))
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_heatmap(run: RunData, path: Path, metric: str = "accuracy") -> Path:
+    """Mean metric (in %) over a 2-D grid of the two axes before the instance axis."""
+    mean, _, _ = summarise(run, metric)
+    rows, cols = run.dims[metric][-3], run.dims[metric][-2]
+    mean = mean.reshape(-1, *mean.shape[-2:])[-1]
+    figure, axes = plt.subplots(figsize=(7, 5), layout="constrained")
+    image = axes.imshow(100 * mean, aspect="auto", origin="lower", cmap="viridis")
+    axes.set_xticks(range(mean.shape[1]), [f"{v:g}" if isinstance(v, float) else str(v)
+                                           for v in run.axes[cols]])
+    axes.set_yticks(range(mean.shape[0]), [f"{v:g}" if isinstance(v, float) else str(v)
+                                           for v in run.axes[rows]])
+    axes.set_xlabel(_axis_label(run, cols))
+    axes.set_ylabel(_axis_label(run, rows))
+    figure.colorbar(image, label=f"mean {metric} [%]")
+    axes.set_title(run.attrs.get("title", run.name))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
