@@ -100,6 +100,12 @@ def convert(
     else:
         exclude_patterns = [exclude] if isinstance(exclude, str) else list(exclude)
         excluded = lambda _module, name: _matches(name, exclude_patterns) is not None  # noqa: E731
+    root_class = _analog_class(model)
+    if root_class is not None:  # the model is a single layer
+        if not torch.isfinite(model.weight).all():
+            raise ConversionError("the layer has NaN or infinite weights; fix it before "
+                                  "converting")
+        return root_class.from_digital(model, base_chip, layer_index=0)
     converted = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
     used_patterns: set[str] = set()
@@ -113,7 +119,7 @@ def convert(
 
     for name, module in list(converted.named_modules(remove_duplicate=False)):
         analog_class = _analog_class(module)
-        if analog_class is None or not name:
+        if analog_class is None:
             continue
         matched_exclude = _matches(name, exclude_patterns)
         if matched_exclude:

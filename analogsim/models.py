@@ -28,6 +28,7 @@ from torch import nn
 from analogsim.errors import SpecError
 
 __all__ = [
+    "CifarResNet",
     "cnn_s",
     "cnn_s_bn",
     "create",
@@ -322,8 +323,7 @@ class CifarResNet(nn.Module):
         num_classes: outputs (logits).
 
     Shape:
-        input: (B, in_channels, H, W), H and W multiples of 2^(stages - 1); output:
-        (B, num_classes).
+        input: (B, in_channels, H, W), 32 × 32 for CIFAR; output: (B, num_classes).
     """
 
     def __init__(

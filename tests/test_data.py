@@ -284,6 +284,7 @@ def test_cifar10_is_normalised_by_default(tmp_path, rng):
     raw = load("cifar10", root=tmp_path, normalize=False)
     split = load("cifar10", root=tmp_path)
     assert split.normalization == CIFAR10_NORMALIZATION
+    assert split.black == CIFAR10_NORMALIZATION.black and raw.black == (0.0,)
     mean = torch.tensor(CIFAR10_NORMALIZATION.mean).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR10_NORMALIZATION.std).view(1, 3, 1, 1)
     torch.testing.assert_close(split.x_train, (raw.x_train - mean) / std)
@@ -468,6 +469,23 @@ def test_augmentations_need_image_batches():
         random_crop(torch.zeros(4, 64), generator=torch.Generator())
     with pytest.raises(ShapeError, match=r"random_flip needs a batch of images"):
         random_flip(torch.zeros(4, 64), generator=torch.Generator())
+
+
+def test_cifar10_recipe_pads_with_black(tmp_path, rng):
+    """The package docstring's epoch: padding shows as black (0) once normalisation is undone."""
+    write_cifar_folder(tmp_path, rng)
+    split = load("cifar10", root=tmp_path)
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.tensor(CIFAR10_NORMALIZATION.mean).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_NORMALIZATION.std).view(1, 3, 1, 1)
+    black_pixels = 0
+    for x, _ in batches(split.x_train, split.y_train, 4, shuffle=True, generator=generator):
+        x = random_crop(x, generator=generator, padding=4, fill=split.black)
+        x = random_flip(x, generator=generator)
+        assert x.shape[1:] == (3, 32, 32)
+        pixels = x * std + mean  # back to [0, 1]
+        black_pixels += int((pixels.abs() < 1e-5).all(dim=1).sum())
+    assert black_pixels > 0  # padding with 0 after normalisation would give the mean colour
 
 
 # ------------------------------------------------------------------ batches

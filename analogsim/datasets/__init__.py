@@ -8,6 +8,15 @@ training draws batches with :func:`batches` and augments them with :func:`random
 - :mod:`.files` — readers for idx (MNIST, FashionMNIST), CIFAR-10 pickles (restricted
   unpickler) and SVHN .mat files.
 - :mod:`.transforms` — normalisation, augmentations and batching on batch tensors.
+
+Example, one epoch of the CIFAR-10 recipe of METHODS.md §2 (crop with padding 4, then flip)::
+
+    split = load("cifar10", root="~/data")
+    generator = torch.Generator().manual_seed(0)
+    for x, y in batches(split.x_train, split.y_train, 128, shuffle=True, generator=generator):
+        x = random_crop(x, generator=generator, padding=4, fill=split.black)
+        x = random_flip(x, generator=generator)
+        ...
 """
 
 from analogsim.datasets.catalog import DataSplit, list_datasets, load

@@ -59,8 +59,7 @@ class DataSplit:
         y_test: (N_test,) int64.
         num_classes: the number of classes.
         input_shape: the shape of one sample: (C, H, W) for images, (features,) when flattened.
-        normalization: the per-channel standardisation already applied, or None. Pad augmented
-            images with ``normalization.black`` (see :func:`~.transforms.random_crop`).
+        normalization: the per-channel standardisation already applied, or None.
     """
 
     name: str
@@ -85,6 +84,11 @@ class DataSplit:
                     f"DataSplit {self.name!r}: y_{split} is {y.dtype} of shape "
                     f"{tuple(y.shape)}; expected int64 ({x.shape[0]},)"
                 )
+
+    @property
+    def black(self) -> tuple[float, ...]:
+        """The value of a black pixel in x, per channel: pass it as ``random_crop(fill=...)``."""
+        return (0.0,) if self.normalization is None else self.normalization.black
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,7 @@ def load(
             f"unknown data set {name!r}; expected one of {', '.join(sorted(_DATASETS))}"
         )
     dataset = _DATASETS[name]
-    raw = dataset.read(None if root is None else Path(root), seed, test_size)
+    raw = dataset.read(None if root is None else Path(root).expanduser(), seed, test_size)
     normalization = dataset.normalization if normalize else None
     flat = dataset.flatten if flatten is None else flatten
     tensors = []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -237,9 +237,9 @@ NoiseLaw = AdditiveNoise | MultiplicativeNoise | MixedNoise
 # ---------------------------------------------------------------------------------- operator
 
 
-def _check_flag(name: str, value: object) -> None:
+def _check_flag(owner: str, name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise SpecError(f"The '{name}' of NoiseOperator must be a bool; got {value!r}.")
+        raise SpecError(f"The '{name}' of {owner} must be a bool; got {value!r}.")
 
 
 class NoiseOperator(nn.Module):
@@ -299,9 +299,9 @@ class NoiseOperator(nn.Module):
             raise SpecError(
                 f"The 'grad_mode' of NoiseOperator must be one of {GRAD_MODES}; got {grad_mode!r}."
             )
-        _check_flag("enable_in_training", enable_in_training)
-        _check_flag("enable_in_eval", enable_in_eval)
-        _check_flag("normalize_to_input_size", normalize_to_input_size)
+        _check_flag("NoiseOperator", "enable_in_training", enable_in_training)
+        _check_flag("NoiseOperator", "enable_in_eval", enable_in_eval)
+        _check_flag("NoiseOperator", "normalize_to_input_size", normalize_to_input_size)
         if seed is not None and generator is not None:
             raise SpecError("NoiseOperator takes 'seed' or 'generator', not both.")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -413,17 +413,39 @@ class NoiseOperator(nn.Module):
 # --------------------------------------------------------------------------------- placement
 
 
+def _layers(module: nn.Module, prefix: str, seen: set[int]) -> Iterator[tuple[str, nn.Module]]:
+    """(qualified name, module) of every layer below ``module``, in registration order.
+
+    A layer is a module without children or one that holds parameters of its own (an analog
+    layer holds its weight beside its tile, ``nn.MultiheadAttention`` beside ``out_proj``);
+    the walk does not descend into layers. Shared modules are visited once.
+    """
+    for name, child in module.named_children():
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
+        qualified = f"{prefix}.{name}" if prefix else name
+        is_leaf = next(child.children(), None) is None
+        if is_leaf or next(child.parameters(recurse=False), None) is not None:
+            yield qualified, child
+        else:
+            yield from _layers(child, qualified, seen)
+
+
 def noise_sites(model: nn.Module, *, skip_batchnorm: bool = False) -> list[str]:
     """The walking-noise operator sites of a model, in the order of METHODS.md §10.
 
     Index 0 is :data:`MODEL_INPUT` (noise on the model's first positional input); then one
-    site after every leaf module (a module without children) in registration order
-    (``model.named_modules()``), except ``nn.Flatten`` and, with ``skip_batchnorm``, the
-    BatchNorm layers (the "-NN" model variants of S2). For the LeNet-5 and MLP models of S2
-    this gives their 12 / 16 / 11 / 8 operator indices. Registration order is the call order
-    for ``nn.Sequential`` and for most custom models; for a model whose forward calls its
-    modules in another order, name the sites instead of using indices. A module registered
-    once but called twice is one site, and its operator perturbs both calls.
+    site after every layer, in registration order, except ``nn.Flatten`` and, with
+    ``skip_batchnorm``, the BatchNorm layers (the "-NN" model variants of S2). A layer is a
+    module without children, or one that holds parameters of its own, whose children are then
+    part of it (so an analog layer is one site, not its tile). For the LeNet-5 and MLP models
+    of S2 this gives their 12 / 16 / 11 / 8 operator indices.
+
+    Registration order is the call order for ``nn.Sequential`` and for most custom models; for
+    a model whose forward calls its modules in another order, name the sites instead of using
+    indices. A module registered once but called twice is one site, and its operator perturbs
+    both calls. A model without children is itself its one layer, named ``""``.
 
     Args:
         model: any module.
@@ -432,9 +454,10 @@ def noise_sites(model: nn.Module, *, skip_batchnorm: bool = False) -> list[str]:
     Returns:
         Site names: :data:`MODEL_INPUT`, then qualified module names.
     """
+    layers = [("", model)] if next(model.children(), None) is None else _layers(model, "", set())
     sites = [MODEL_INPUT]
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None or isinstance(module, nn.Flatten):
+    for name, module in layers:
+        if isinstance(module, nn.Flatten):
             continue
         if skip_batchnorm and isinstance(module, _BATCHNORM):
             continue
@@ -544,13 +567,12 @@ def insert_noise_operators(
         The operators, in the order of ``after`` (the §10 order when ``after`` is None), so
         that index k of the list is walking-noise layer k.
     """
-    _check_flag("skip_batchnorm", skip_batchnorm)
+    _check_flag("insert_noise_operators", "skip_batchnorm", skip_batchnorm)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise SpecError(f"The 'seed' of insert_noise_operators must be an int ≥ 0; got {seed!r}.")
     sites = _resolve_sites(model, after, skip_batchnorm)
-    modules = dict(model.named_modules())
     operators: list[NoiseOperator] = []
-    for k, site in enumerate(sites):
+    for _ in sites:
         operator = factory()
         if not isinstance(operator, NoiseOperator):
             raise SpecError(
@@ -562,6 +584,11 @@ def insert_noise_operators(
                 "The 'factory' of insert_noise_operators returned an operator that is already "
                 "placed; it must build a new NoiseOperator on every call."
             )
+        operators.append(operator)
+
+    # Every check passed: only now touch the model, so that a failure leaves it as it was.
+    modules = dict(model.named_modules())
+    for k, (site, operator) in enumerate(zip(sites, operators, strict=True)):
         seed_k = np.random.SeedSequence(int(seed), spawn_key=(k,)).generate_state(1, np.uint64)
         operator.reseed(int(seed_k[0]))
         operator.site = site
@@ -569,7 +596,6 @@ def insert_noise_operators(
             operator._hook = model.register_forward_pre_hook(_input_hook(operator))
         else:
             operator._hook = modules[site].register_forward_hook(_output_hook(operator))
-        operators.append(operator)
     logger.debug("inserted %d noise operators at %s", len(operators), sites)
     return operators
 

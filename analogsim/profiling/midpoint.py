@@ -148,8 +148,12 @@ def _is_int(value: object) -> bool:
 
 def _finite_array(name: str, values: object) -> np.ndarray:
     array = np.asarray(values, dtype=float)
-    if not np.all(np.isfinite(array)):
-        raise SpecError(f"The '{name}' of fit_midpoint must be finite; got {array!r}.")
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        raise SpecError(
+            f"The '{name}' of fit_midpoint must be finite; got {array[index]} at index {index}."
+        )
     return array
 
 
@@ -259,9 +263,9 @@ def _half_way(theta: np.ndarray, covariance: np.ndarray, components: int) -> tup
 def _to_sigma_units(value: float, error: float, x_space: XSpace) -> tuple[float, float]:
     """(μ, Δμ) from the fit's x space to σ units: 10^u and ln(10)·10^u·Δu for log10."""
     if x_space == "linear":
-        return value, error
-    mu = 10.0**value
-    return mu, math.log(10) * mu * error
+        return float(value), float(error)
+    mu = 10.0 ** float(value)
+    return mu, math.log(10) * mu * float(error)
 
 
 def fit_midpoint(
@@ -280,7 +284,8 @@ def fit_midpoint(
     """Fit S2 Eq. 1 to an accuracy-versus-noise sweep by the weighted least squares of Eq. 2.
 
     Runs ``scipy.optimize.curve_fit(F, x, y, sigma=Δy, absolute_sigma=True, p0, bounds)`` with
-    bounds s > 0, 0 ≤ δa ≤ 1/2, 0 ≤ a_min ≤ 1 (μ free) and the p0 of METHODS.md §11.
+    the p0 of METHODS.md §11 and bounds s > 0 (at least 10⁻⁶ of the x range, which keeps
+    (x − μ)/s finite), 0 ≤ δa ≤ 1/2, 0 ≤ a_min ≤ 1, μ free.
 
     Args:
         sigma: noise levels σ, 1-D, ≥ 0 (> 0 for ``x_space="log10"``), in any order.

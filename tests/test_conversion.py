@@ -1,0 +1,188 @@
+"""convert / to_digital / program / drift / evaluate on real module structures."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import analogsim as asim
+from analogsim.conversion import analog_layers
+from analogsim.errors import ConversionError, ShapeError, StateError
+from analogsim.layers import AnalogConv1d, AnalogConv2d, AnalogLinear
+
+
+class ViewNet(nn.Module):
+    """Uses x.view(x.size(0), -1) and calls one Linear twice (a shared module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3, padding=1, padding_mode="reflect")
+        self.shared = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        x = x.view(x.size(0), -1)
+        return self.head(self.shared(F.relu(self.shared(x))))
+
+
+class MyLinear(nn.Linear):
+    """A subclass with the base forward."""
+
+
+class AttentionNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = MyLinear(16, 3)
+
+    def forward(self, x):
+        y, _ = self.attention(x, x, x)
+        return self.head(y.mean(dim=1))
+
+
+def test_convert_leaves_the_input_untouched(mlp):
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    analog = asim.convert(mlp, "pcm")
+    assert all(isinstance(m, nn.Linear) for m in (mlp[0], mlp[2]))
+    assert isinstance(analog[0], AnalogLinear)
+    assert all(torch.equal(before[k], v) for k, v in mlp.state_dict().items())
+
+
+def test_ideal_card_reproduces_views_shared_modules_and_reflect_padding():
+    torch.manual_seed(0)
+    model = ViewNet().eval()
+    analog = asim.convert(model, "ideal").eval()
+    assert isinstance(analog.conv, AnalogConv1d)
+    assert len(list(analog_layers(analog))) == 3  # the shared Linear stays one layer
+    x = torch.randn(6, 2, 8)
+    assert torch.allclose(analog(x), model(x), atol=1e-5)
+    asim.program(analog, seed=1, instances=2)
+    assert torch.allclose(analog(x.repeat(2, 1, 1)), model(x).repeat(2, 1), atol=1e-5)
+
+
+def test_multihead_attention_and_linear_subclass():
+    torch.manual_seed(0)
+    model = AttentionNet().eval()
+    analog = asim.convert(model, "ideal").eval()
+    assert isinstance(analog.head, AnalogLinear)
+    assert not isinstance(analog.attention.out_proj, AnalogLinear)  # its parent reads .weight
+    x = torch.randn(4, 5, 16)
+    assert torch.allclose(analog(x), model(x), atol=1e-5)
+
+
+def test_a_single_layer_converts(cnn):
+    layer = asim.convert(cnn[0], "ideal")
+    assert isinstance(layer, AnalogConv2d)
+
+
+def test_exclude_and_per_layer(mlp):
+    analog = asim.convert(mlp, "pcm", exclude=["2"])
+    assert isinstance(analog[0], AnalogLinear) and isinstance(analog[2], nn.Linear)
+    analog = asim.convert(mlp, "pcm", per_layer={"2": {"adc_bits": 4}, "0": "rram"})
+    assert analog[2].tile.chip.adc.bits == 4 and analog[0].tile.chip.name == "rram"
+    analog = asim.convert(mlp, "pcm", exclude=lambda module, name: module.out_features == 10)
+    assert isinstance(analog[2], nn.Linear)
+
+
+def test_to_digital_restores_plain_layers(cnn):
+    analog = asim.convert(cnn, "pcm")
+    back = asim.to_digital(analog)
+    assert type(back[2]) is nn.Conv2d and back[2].groups == 2 and back[2].dilation == (2, 2)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(back.eval()(x), cnn.eval()(x))
+
+
+@pytest.mark.parametrize(("model", "kwargs", "message"), [
+    (nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)), {}, "has no nn.Linear or nn.Conv1d/2d/3d"),
+    (nn.Sequential(nn.Linear(3, 3)), {"exclude": ["0"]}, "all were excluded"),
+    (nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3)), {"exclude": ["fc*"]},
+     "the pattern 'fc\\*' matches no convertible layer"),
+    (nn.Sequential(nn.Linear(3, 3)), {"per_layer": {"1": {"adc_bits": 4}}},
+     "the pattern '1' matches no convertible layer"),
+], ids=["nothing", "all-excluded", "exclude-typo", "per-layer-typo"])
+def test_conversion_errors(model, kwargs, message):
+    with pytest.raises(ConversionError, match=message):
+        asim.convert(model, "pcm", **kwargs)
+
+
+def test_nan_weights_are_refused(mlp):
+    with torch.no_grad():
+        mlp[2].weight[0, 0] = float("nan")
+    with pytest.raises(ConversionError, match="layer '2' has NaN or infinite weights"):
+        asim.convert(mlp, "pcm")
+
+
+def test_drift_before_program_and_unfolded_batches(mlp):
+    analog = asim.convert(mlp, "pcm")
+    with pytest.raises(StateError, match=r"call analogsim\.program first"):
+        asim.drift(analog, 10.0)
+    with pytest.raises(ConversionError, match=r"call analogsim\.convert"):
+        asim.program(mlp)
+    asim.program(analog, instances=4)
+    with pytest.raises(ShapeError, match="not a multiple of 4"):
+        analog.eval()(torch.randn(6, 64))
+    with pytest.raises(ShapeError, match="3 inputs, 2 labels"):
+        asim.evaluate(analog, (torch.randn(3, 64), torch.zeros(2, dtype=torch.long)))
+
+
+def test_training_a_converted_model_reaches_the_digital_weight(mlp):
+    analog = asim.convert(mlp, "pcm").train()
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+    F.cross_entropy(analog(x), y).backward()
+    for layer in (analog[0], analog[2]):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_state_dict_round_trip_through_torch_save(mlp, tmp_path):
+    analog = asim.convert(mlp, asim.load_chip("generic", per_read_noise_multiplicative_std=0.01))
+    asim.program(analog, seed=3, instances=5)
+    asim.drift(analog, 3600.0)
+    path = tmp_path / "analog.pt"
+    torch.save(analog.state_dict(), path)
+    restored = asim.convert(mlp, "ideal")  # the saved state carries its own card
+    restored.load_state_dict(torch.load(path, weights_only=True))
+    for (_, a), (_, b) in zip(analog_layers(analog), analog_layers(restored), strict=True):
+        assert b.tile.chip == a.tile.chip
+        for name in ("g_programmed", "drift_exponents", "faults", "w_effective", "q_effective",
+                     "t_inference", "instance_ids"):
+            assert torch.equal(getattr(a.tile, name), getattr(b.tile, name)), name
+    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    first = asim.evaluate(analog, (x, y), seed=7).accuracy
+    second = asim.evaluate(restored, (x, y), seed=7).accuracy
+    assert (first == second).all()
+    buffer = io.BytesIO()
+    torch.save(restored.state_dict(), buffer)
+    assert buffer.tell() > 0
+
+
+def test_same_seed_same_numbers_and_lone_instance(mlp):
+    x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+    chip = asim.load_chip("generic")
+
+    def accuracies(instances, seed=0):
+        analog = asim.convert(mlp, chip)
+        asim.program(analog, seed=seed, instances=instances)
+        asim.drift(analog, 60.0)
+        return asim.evaluate(analog, (x, y), batch_size=16, seed=1).accuracy
+
+    full = accuracies(6)
+    assert (full == accuracies(6)).all()
+    assert (accuracies([4]) == full[4]).all()
+    assert not (accuracies(6, seed=1) == full).all()
+
+
+def test_evaluate_accepts_a_dataloader_and_reports_a_ci(mlp):
+    data = torch.utils.data.TensorDataset(torch.randn(50, 64), torch.randint(0, 10, (50,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    analog = asim.convert(mlp, "pcm")
+    asim.program(analog, instances=8)
+    result = asim.evaluate(analog, loader)
+    low, high = result.ci95
+    assert result.samples == 50 and result.accuracy.shape == (8,)
+    assert low <= result.mean <= high
+    assert mlp.training  # evaluate restores the mode of what it was given
