@@ -178,10 +178,12 @@ class PcmOneOverFReadNoise:
     """Accumulated 1/f read noise at time t, drawn once per drift (aihwkit PCMLikeNoiseModel).
 
     Q_s = min(q_coefficient / max((g_prog/g_max)^q_exponent, q_floor), q_max),
-    σ(t) = scale · |g_drift| · Q_s · sqrt(ln((t + t_read) / (2 t_read))).
+    σ(t) = scale · |g_drift| · Q_s · sqrt(ln((t + t_read) / (2 t_read))), t = t_inference + t0.
     """
 
     law: Literal["pcm_1_over_f"] = "pcm_1_over_f"
+    t0_s: float = _num(20.0, "time of the first read after programming (as drift.t0_s)", "s",
+                       1e-9)
     q_coefficient: float = _num(0.0088, "Q_s at g = g_max", "", 0.0, 10.0)
     q_exponent: float = _num(0.65, "power of g_rel in Q_s", "", 0.0, 10.0)
     q_floor: float = _num(1e-3, "floor of (g/g_max)^q_exponent", "", 1e-12, 1.0)
@@ -463,6 +465,12 @@ def _check_consistency(chip: Chip, source: str) -> None:
             f"{faults.stuck_low_fraction + faults.stuck_high_fraction}"
         )
     drift = chip.drift
+    if (isinstance(drift, PcmPowerLawDrift) and isinstance(chip.read_noise, PcmOneOverFReadNoise)
+            and drift.t0_s != chip.read_noise.t0_s):
+        raise CardError(
+            f"{source}: drift.t0_s ({drift.t0_s}) and read_noise.t0_s ({chip.read_noise.t0_s}) "
+            "are the same time (first read after programming); give them one value"
+        )
     if isinstance(drift, RramRelaxation):
         if len(drift.coefficients_uS) != len(drift.times_s):
             raise CardError(

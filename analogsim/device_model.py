@@ -161,8 +161,7 @@ def age_devices(
         else:
             g_drift = g
         if isinstance(read, PcmOneOverFReadNoise):
-            t0 = drift.t0_s if isinstance(drift, PcmPowerLawDrift) else 0.0
-            factor = pcm.read_noise_time_factor(t_inference, t0, read.t_read_s)
+            factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
             std = pcm.one_over_f_read_noise_std(
                 g,
                 g_drift,

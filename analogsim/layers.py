@@ -29,12 +29,17 @@ class LinearOps:
     def vector_dims(self, x: torch.Tensor) -> tuple[int, ...]:
         return (-1,)
 
-    def mvm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def mvm(
+        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         k_count = w.shape[0]
         if k_count == 1:
-            return F.linear(x, w[0])
+            return F.linear(x, w[0], bias)
         x_by_instance = x.reshape(k_count, -1, x.shape[-1])  # (K, B·..., in)
-        y = torch.bmm(x_by_instance, w.transpose(1, 2))  # (K, B·..., out)
+        if bias is None:
+            y = torch.bmm(x_by_instance, w.transpose(1, 2))  # (K, B·..., out)
+        else:
+            y = torch.baddbmm(bias, x_by_instance, w.transpose(1, 2))
         return y.reshape(*x.shape[:-1], w.shape[1])
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -50,17 +55,19 @@ class LinearOps:
 class ConvOps:
     """MVM operations of an N-d convolution on inputs (N, C, *spatial).
 
-    K instances use one grouped convolution: the batch (K·B, C, ...) becomes (B, K·C, ...)
-    and the K weight sets become K·groups groups.
+    K instances: instance k's slice of the batch (K·B, C, ...) is convolved with its own
+    weights.
     """
 
     def __init__(self, layer: _AnalogConvNd) -> None:
         self.layer = layer
         self.conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[layer.spatial_dims]
 
-    def _convolve(self, x: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
+    def _convolve(
+        self, x: torch.Tensor, w: torch.Tensor, groups: int, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         layer = self.layer
-        return self.conv(x, w, None, layer.stride, layer.conv_padding, layer.dilation, groups)
+        return self.conv(x, w, bias, layer.stride, layer.conv_padding, layer.dilation, groups)
 
     def input_chunk(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         layer = self.layer
@@ -75,18 +82,19 @@ class ConvOps:
     def vector_dims(self, x: torch.Tensor) -> tuple[int, ...]:
         return tuple(range(1, x.dim()))
 
-    def mvm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def mvm(
+        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         layer = self.layer
         k_count, out, rows = w.shape
-        kernel = w.reshape(k_count * out, rows // layer.kernel_elements, *layer.kernel_size)
+        kernels = w.reshape(k_count, out, rows // layer.kernel_elements, *layer.kernel_size)
+        flat_bias = None if bias is None else bias.reshape(-1)
         if k_count == 1:
-            return self._convolve(x, kernel, layer.groups)
-        batch = x.shape[0] // k_count
-        folded = x.reshape(k_count, batch, *x.shape[1:]).transpose(0, 1)
-        folded = folded.reshape(batch, k_count * x.shape[1], *x.shape[2:])
-        y = self._convolve(folded, kernel, k_count * layer.groups)  # (B, K·out, ...)
-        y = y.reshape(batch, k_count, out, *y.shape[2:]).transpose(0, 1)
-        return y.reshape(k_count * batch, out, *y.shape[3:])
+            return self._convolve(x, kernels[0], layer.groups, flat_bias)
+        # One convolution per instance beats one K-fold grouped convolution on CPU.
+        inputs = x.reshape(k_count, -1, *x.shape[1:])
+        return torch.cat([self._convolve(inputs[k], kernels[k], layer.groups, flat_bias)
+                          for k in range(k_count)])
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         layer = self.layer
@@ -166,8 +174,7 @@ class AnalogLinear(nn.Module):
         return self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.tile(x, self.weight, self._ops)
-        return y if self.bias is None else y + self.bias
+        return self.tile(x, self.weight, self._ops, self.bias)
 
     def extra_repr(self) -> str:
         return (
@@ -240,10 +247,8 @@ class _AnalogConvNd(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding_mode != "zeros":
             x = F.pad(x, self._reversed_padding, mode=self.padding_mode)
-        y = self.tile(x, self.weight_matrix(), self._ops)
-        if self.bias is None:
-            return y
-        return y + self.bias.reshape(-1, *([1] * self.spatial_dims))
+        bias = None if self.bias is None else self.bias.reshape(-1, *([1] * self.spatial_dims))
+        return self.tile(x, self.weight_matrix(), self._ops, bias)
 
     def extra_repr(self) -> str:
         return (

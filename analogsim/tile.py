@@ -22,6 +22,7 @@ per_read_output_variance`); everything one-shot is drawn in :meth:`program` / :m
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -60,14 +61,27 @@ class MvmOps(Protocol):
     def vector_dims(self, x: torch.Tensor) -> tuple[int, ...]:
         """Dimensions spanned by one DAC input vector."""
 
-    def mvm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """y = W x for instance-folded x (K·B, ...) and w (K, out, rows)."""
+    def mvm(
+        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """y = W x (+ bias) for instance-folded x (K·B, ...) and w (K, out, rows)."""
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Σ_j x_j² of each input vector, broadcastable to the output."""
 
     def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
         """y multiplied by a per-instance, per-output factor (K, out)."""
+
+
+@dataclass
+class _ForwardPlan:
+    """Tensors a forward pass needs, derived from the tile state (see _forward_plan)."""
+
+    exact: torch.Tensor | None = None  # (K, out, rows) weights when the tile is noise-free
+    matrices: list[torch.Tensor] = field(default_factory=list)  # per chunk (K, out, rows_j)
+    q: list[torch.Tensor | None] = field(default_factory=list)  # per chunk, or None
+    # per chunk: a float (one instance), (K,) (one per instance) or (K, out)
+    output_factors: list[torch.Tensor | float] = field(default_factory=list)
 
 
 class AnalogTile(nn.Module):
@@ -100,6 +114,7 @@ class AnalogTile(nn.Module):
         self.layer_index = layer_index
         for name in _STATE_BUFFERS:
             self.register_buffer(name, torch.empty(0), persistent=True)
+        self._plan: _ForwardPlan | None = None  # cached per programmed state
         self._forward_generators: list[torch.Generator] = [
             make_generator(0, Purpose.FORWARD, layer_index, 0)
         ]
@@ -122,8 +137,25 @@ class AnalogTile(nn.Module):
         ]
         starts = range(0, self.out_features, mapping.tile_cols)
         self.column_groups = [(s, min(s + mapping.tile_cols, self.out_features)) for s in starts]
+        self._configure_converters()
         sizes = torch.tensor([b - a for a, b in self.row_chunks])
         self._chunk_of_row = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+
+    def _configure_converters(self) -> None:
+        """Constants of the periphery, derived once from the card."""
+        chip = self.chip
+        dac, adc = chip.dac, chip.adc
+        self._input_step = 1.0 if dac.bits is None else periphery.quantisation_step(dac.bits,
+                                                                                     dac.bound)
+        self._output_step = 1.0 if adc.bits is None else periphery.quantisation_step(adc.bits,
+                                                                                      adc.bound)
+        self._dac_limit = None if dac.bits is None else periphery.code_limit(dac.bits)
+        self._adc_limit = None if adc.bits is None else periphery.code_limit(adc.bits)
+        # With abs-max scaling every |x|/max|x| ≤ 1 ≤ bound: the DAC never clips.
+        self._dac_clips = not (dac.input_scaling == "abs_max" and dac.bound >= 1.0)
+        self._additive_variance = device_model.additive_per_read_variance(chip)
+        self._multiplicative_variance = chip.per_read_noise.multiplicative_std**2
+        self._output_variance = chip.output_noise.std**2
 
     @property
     def rows(self) -> int:
@@ -137,7 +169,7 @@ class AnalogTile(nn.Module):
     @property
     def instances(self) -> int:
         """Number K of programmed chip instances (0 before programming)."""
-        return self.instance_ids.numel()
+        return self.instance_ids.shape[0] if self.instance_ids.dim() else 0
 
     @property
     def is_programmed(self) -> bool:
@@ -224,6 +256,7 @@ class AnalogTile(nn.Module):
 
     def _read_out_conductances(self, g: torch.Tensor) -> None:
         self.w_effective = device_model.read_weights(self.chip, g)
+        self._plan = None
         if self.chip.per_read_noise.multiplicative_std > 0:
             self.q_effective = device_model.conductance_square_weights(self.chip, g)
         else:
@@ -285,13 +318,16 @@ class AnalogTile(nn.Module):
     def uses_programmed_state(self) -> bool:
         return self.is_programmed and not self.training
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor, ops: MvmOps) -> torch.Tensor:
-        """The analog MVM of ``x`` through the tile (bias not included).
+    def forward(
+        self, x: torch.Tensor, weight: torch.Tensor, ops: MvmOps, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The analog MVM of ``x`` through the tile, plus the digital ``bias``.
 
         Args:
             x: inputs; (K·B, ...) instance-major when programmed and in eval mode.
             weight: the layer's digital weight matrix (out, rows).
             ops: the layer type's MVM operations.
+            bias: added after the ADCs, shaped to broadcast over the output (or None).
         """
         if self.uses_programmed_state():
             k_count = self.instances
@@ -301,29 +337,31 @@ class AnalogTile(nn.Module):
                     f"instances folded into the batch, (K·B, ...); got a batch of {x.shape[0]}, "
                     f"not a multiple of {k_count} (analogsim.evaluate does the folding)"
                 )
-            w_n = self.w_effective
-            q = self.q_effective if self.q_effective.numel() else None
-            factor = self.weight_scale.unsqueeze(0) * self.compensation_factor  # (K, chunks, out)
+            if self._plan is None:
+                factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
+                q = self.q_effective if self.q_effective.numel() else None
+                self._plan = self._forward_plan(self.w_effective, q, factor)
+            plan = self._plan
+            generators = self._forward_generators
         else:
+            if self._is_exact():
+                return ops.mvm(x, weight.unsqueeze(0), bias)
             scale = self.weight_scales(weight)
             w_n = (weight / self._expand_rows(scale)).unsqueeze(0)
             q = None
             if self.chip.per_read_noise.multiplicative_std > 0:
                 g = device_model.target_conductances(self.chip, w_n[0].detach())
                 q = device_model.conductance_square_weights(self.chip, g.unsqueeze(0))
-            factor = scale.unsqueeze(0)
-        if self._is_exact():
-            return ops.mvm(x, w_n * self._expand_rows(factor))
-        generators = (
-            self._forward_generators
-            if self.uses_programmed_state()
-            else (self._forward_generators[:1])
-        )
-        partial_outputs = [
-            self._chunk_forward(x, w_n, q, factor, ops, j, generators)
-            for j in range(len(self.row_chunks))
+            plan = self._forward_plan(w_n, q, scale.unsqueeze(0))
+            generators = self._forward_generators[:1]
+        if plan.exact is not None:
+            return ops.mvm(x, plan.exact, bias)
+        last = len(self.row_chunks) - 1
+        outputs = [
+            self._chunk_forward(x, plan, ops, j, generators, bias if j == last else None)
+            for j in range(last + 1)
         ]
-        return sum(partial_outputs[1:], partial_outputs[0])
+        return sum(outputs[1:], outputs[0])
 
     def _is_exact(self) -> bool:
         chip = self.chip
@@ -336,43 +374,107 @@ class AnalogTile(nn.Module):
             and chip.per_read_noise.multiplicative_std == 0
         )
 
+    def _forward_plan(
+        self, w_n: torch.Tensor, q: torch.Tensor | None, factor: torch.Tensor
+    ) -> _ForwardPlan:
+        """What a forward needs from the tile state, computed once per state.
+
+        Per row chunk: the matrix mapping DAC codes to ADC codes (w_n · input step / output
+        step, which saves two passes over the activations), and the factor turning ADC codes
+        back into the layer's units (output step · weight scale · compensation), one number
+        per instance when it is the same for every output.
+
+        Args:
+            w_n: (K, out, rows) normalised weights.
+            q: (K, out, rows) conductance-square weights, or None.
+            factor: (K, chunks, out) weight scale times compensation factor.
+        """
+        if self._is_exact():
+            return _ForwardPlan(exact=w_n * self._expand_rows(factor))
+        gain = self._input_step / self._output_step
+        single = len(self.row_chunks) == 1
+        matrices = [w_n * gain if single else w_n[:, :, a:b] * gain for a, b in self.row_chunks]
+        q_chunks = [None if q is None else q if single else q[:, :, a:b]
+                    for a, b in self.row_chunks]
+        factor = factor * self._output_step
+        outputs: list[torch.Tensor | float] = []
+        for j in range(len(self.row_chunks)):
+            per_output = factor[:, j]
+            if not bool((per_output == per_output[:, :1]).all()):
+                outputs.append(per_output)  # (K, out)
+            elif per_output.shape[0] == 1:
+                outputs.append(float(per_output[0, 0]))
+            else:
+                outputs.append(per_output[:, 0])  # (K,)
+        return _ForwardPlan(matrices=matrices, q=q_chunks, output_factors=outputs)
+
     def _chunk_forward(
         self,
         x: torch.Tensor,
-        w_n: torch.Tensor,
-        q: torch.Tensor | None,
-        factor: torch.Tensor,
+        plan: _ForwardPlan,
         ops: MvmOps,
         j: int,
         generators: list[torch.Generator],
+        bias: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Output of row chunk j: DAC → MVM (+ per-read and output noise) → ADC → rescale."""
+        """Output of row chunk j: DAC → MVM (+ per-read and output noise) → ADC → rescale.
+
+        Works in converter codes: inputs are divided by (max|x| ·) the DAC step and rounded,
+        the plan's matrix maps them to ADC codes, and one multiply(-add with the bias) by the
+        plan's output factor and max|x| brings the result back to the layer's units.
+        """
         chip = self.chip
-        (a, b), (c0, c1) = self.row_chunks[j], self.channel_chunks[j]
+        c0, c1 = self.channel_chunks[j]
         x_j = ops.input_chunk(x, c0, c1)
         input_scale = None
         if chip.dac.input_scaling == "abs_max":
             input_scale = periphery.abs_max_scale(x_j, ops.vector_dims(x_j))
-            x_j = x_j / input_scale
-        if chip.dac.bits is not None:
-            x_j = periphery.quantise(x_j, chip.dac.bits, chip.dac.bound)
-        y = ops.mvm(x_j, w_n[:, :, a:b])
-        additive_variance = device_model.additive_per_read_variance(chip)
-        variance = periphery.per_read_output_variance(
-            ops.square_sum(x_j.detach() ** 2, c0, c1) if additive_variance > 0 else None,
-            ops.mvm(x_j.detach() ** 2, q[:, :, a:b]) if q is not None else None,
-            additive_variance,
-            chip.per_read_noise.multiplicative_std**2,
-        )
-        output_variance = chip.output_noise.std**2
-        if isinstance(variance, torch.Tensor):
-            y = y + torch.sqrt(variance + output_variance) * _standard_normal(y, generators)
-        elif output_variance > 0:
-            y = y + _standard_normal(y, generators).mul_(math.sqrt(output_variance))
+        codes = self._dac_codes(x_j, input_scale)
+        y = ops.mvm(codes, plan.matrices[j])
+        owned = not y.requires_grad  # y is fresh: update it in place when autograd is off
+        noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1)
+        if noise_std is not None:
+            noise = _standard_normal(y, generators).mul_(noise_std)
+            y = y.add_(noise) if owned else y + noise
         if chip.adc.bits is not None:
-            y = periphery.quantise(y, chip.adc.bits, chip.adc.bound)
-        y = ops.scale_outputs(y, factor[:, j])
-        return y if input_scale is None else y * input_scale
+            y = periphery.round_and_clip(y, self._adc_limit, in_place=owned)
+        factor = plan.output_factors[j]
+        if isinstance(factor, float) or factor.dim() == 1:  # per instance: fold it with max|x|
+            multiplier = _per_instance(factor, input_scale, y)
+            if not owned:
+                return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
+            y = y.mul_(multiplier)  # in place: cheaper than a fused op into a new tensor
+            return y if bias is None else y.add_(bias)
+        y = ops.scale_outputs(y, factor)
+        if input_scale is not None:
+            y = y * input_scale
+        return y if bias is None else y + bias
+
+    def _dac_codes(self, x: torch.Tensor, input_scale: torch.Tensor | None) -> torch.Tensor:
+        """DAC codes of the inputs (or the scaled inputs, without a DAC)."""
+        if self._dac_limit is None:
+            return x if input_scale is None else x / input_scale
+        divisor = self._input_step if input_scale is None else input_scale * self._input_step
+        limit = self._dac_limit if self._dac_clips else None
+        return periphery.round_and_clip(x / divisor, limit, in_place=True)
+
+    def _noise_std(
+        self, codes: torch.Tensor, q: torch.Tensor | None, ops: MvmOps, c0: int, c1: int
+    ) -> torch.Tensor | float | None:
+        """Std of output plus per-read noise, in ADC codes; None when there is none."""
+        step_sq = self._input_step**2
+        additive = self._additive_variance
+        variance = periphery.per_read_output_variance(
+            ops.square_sum(codes.detach() ** 2, c0, c1) * step_sq if additive > 0 else None,
+            ops.mvm(codes.detach() ** 2, q) * step_sq if q is not None else None,
+            additive,
+            self._multiplicative_variance,
+        )
+        if isinstance(variance, torch.Tensor):
+            return torch.sqrt(variance + self._output_variance) / self._output_step
+        if self._output_variance > 0:
+            return math.sqrt(self._output_variance) / self._output_step
+        return None
 
     # ------------------------------------------------------------------------ state
 
@@ -392,6 +494,7 @@ class AnalogTile(nn.Module):
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._plan = None
         if self.is_programmed:
             self.reseed_forward_noise(int(self.program_seed))
 
@@ -405,6 +508,18 @@ class AnalogTile(nn.Module):
             f"chip={self.chip.name!r}, rows={self.rows}, out={self.out_features}, "
             f"tiles={self.tile_count}, {state}"
         )
+
+
+def _per_instance(
+    values: torch.Tensor | float, input_scale: torch.Tensor | None, y: torch.Tensor
+) -> torch.Tensor | float:
+    """Multiplier broadcastable to y: values[k] for instance k's samples, times max|x|."""
+    if isinstance(values, float):
+        return values if input_scale is None else input_scale * values
+    k_count = values.numel()
+    template = input_scale if input_scale is not None else y.new_ones(
+        (y.shape[0],) + (1,) * (y.dim() - 1))
+    return (template.reshape(k_count, -1) * values.view(k_count, 1)).reshape(template.shape)
 
 
 def _standard_normal(like: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:

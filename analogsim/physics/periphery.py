@@ -18,6 +18,33 @@ def quantisation_step(bits: int, bound: float) -> float:
     return 2.0 * bound / (2**bits - 2)
 
 
+def code_limit(bits: int) -> int:
+    """Largest code of a converter: levels are −limit…limit times the step (2^(bits−1) − 1)."""
+    return 2 ** (bits - 1) - 1
+
+
+def round_and_clip(
+    codes: torch.Tensor, limit: int | None, in_place: bool = False
+) -> torch.Tensor:
+    """Round values in units of one step to integers and clip them to ±limit.
+
+    Gradients pass straight through (identity), so training sees the quantiser as a wire.
+
+    Args:
+        codes: values divided by the converter's step.
+        limit: :func:`code_limit` of the converter; None skips the clipping (for inputs
+            known to lie inside the range).
+        in_place: overwrite ``codes`` (only honoured when it needs no gradient).
+    """
+    if not codes.requires_grad:
+        target = (codes if in_place else codes.clone()).round_()
+        return target if limit is None else target.clamp_(-limit, limit)
+    quantised = codes.detach().round()
+    if limit is not None:
+        quantised = quantised.clamp_(-limit, limit)
+    return codes + (quantised - codes.detach())
+
+
 def quantise(x: torch.Tensor, bits: int | None, bound: float) -> torch.Tensor:
     """Round to the converter's levels and clip to ±bound; gradients pass straight through.
 
@@ -27,19 +54,18 @@ def quantise(x: torch.Tensor, bits: int | None, bound: float) -> torch.Tensor:
         bound: clipping range.
     """
     if bits is None:
-        quantised = x.clamp(-bound, bound)
-    else:
-        step = quantisation_step(bits, bound)
-        quantised = torch.round(x * (1.0 / step)).mul_(step).clamp_(-bound, bound)
-    if x.requires_grad:
-        return x + (quantised - x).detach()
-    return quantised
+        clipped = x.clamp(-bound, bound)
+        return x + (clipped - x).detach() if x.requires_grad else clipped
+    step = quantisation_step(bits, bound)
+    return round_and_clip(x / step, code_limit(bits), in_place=True) * step
 
 
 def abs_max_scale(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """max |x| over ``dims`` (kept), with all-zero vectors given scale 1 (aihwkit ABS_MAX)."""
-    scale = x.detach().abs().amax(dim=dims, keepdim=True)
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
+    x = x.detach()
+    # max(max x, −min x): two reductions, cheaper than writing |x| out for large inputs
+    scale = torch.maximum(x.amax(dim=dims, keepdim=True), x.amin(dim=dims, keepdim=True).neg_())
+    return torch.where(scale > 0, scale, 1.0)
 
 
 def per_read_output_variance(
