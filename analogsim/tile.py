@@ -524,10 +524,12 @@ def _per_instance(
 
 def _standard_normal(like: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
     """N(0, 1) shaped like ``like`` (K·B, ...), instance k's slice drawn from generators[k]."""
+    noise = torch.empty(like.shape, dtype=like.dtype)
     if len(generators) == 1:
-        return torch.randn(like.shape, generator=generators[0], dtype=like.dtype)
-    per_instance = (like.shape[0] // len(generators), *like.shape[1:])
-    return torch.cat([torch.randn(per_instance, generator=g, dtype=like.dtype) for g in generators])
+        return noise.normal_(generator=generators[0])
+    for block, generator in zip(noise.chunk(len(generators)), generators, strict=True):
+        block.normal_(generator=generator)
+    return noise
 
 
 def _check_finite(tensor: torch.Tensor, what: str) -> None:
