@@ -72,6 +72,8 @@ def convert(
     *,
     exclude: LayerFilter = (),
     per_layer: Mapping[str, ChipSpec] | None = None,
+    backend: str = "native",
+    aihwkit_tile: str = "cpp",
 ) -> nn.Module:
     """A copy of ``model`` with its Linear/Conv layers on analog tiles of ``chip``.
 
@@ -83,6 +85,10 @@ def convert(
         per_layer: qualified name or glob pattern → the chip for those layers: a Chip, a card
             name, or a dict of overrides applied to ``chip`` (``{"adc_bits": 6}``). The first
             matching pattern wins.
+        backend: ``"native"`` (analogsim's tiles) or ``"aihwkit"`` (IBM aihwkit's inference
+            tiles simulating the same card; needs the aihwkit extra, and takes no
+            ``exclude``/``per_layer``).
+        aihwkit_tile: with ``backend="aihwkit"``: ``"cpp"`` (its C++ tile) or ``"torch"``.
 
     Returns:
         The converted copy. Its analog layers are in training mode's *live* state until
@@ -93,6 +99,15 @@ def convert(
             layer with NaN/inf weights.
     """
     base_chip = load_chip(chip)
+    if backend == "aihwkit":
+        if exclude or per_layer:
+            raise ConversionError("backend='aihwkit' converts every layer onto one card; "
+                                  "exclude and per_layer are native-backend options")
+        from analogsim.backends.aihwkit_backend import convert_with_aihwkit
+
+        return convert_with_aihwkit(model, base_chip, aihwkit_tile)
+    if backend != "native":
+        raise ConversionError(f"backend must be 'native' or 'aihwkit', got {backend!r}")
     per_layer = dict(per_layer or {})
     if callable(exclude):
         excluded: Callable[[nn.Module, str], bool] = exclude

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from analogsim.backends.base import BackendModel
 from analogsim.conversion import analog_layers
 from analogsim.errors import ConversionError, StateError
 
@@ -44,6 +45,9 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1)
         raise ValueError(
             f"instances must be a positive count or distinct non-negative ids, got {instances!r}"
         )
+    if isinstance(model, BackendModel):
+        model.program(seed, ids)
+        return model
     layers = _layers_or_error(model, "program")
     for layer in layers:
         layer.tile.program(layer.weight_matrix(), seed, ids)
@@ -61,6 +65,11 @@ def drift(model: nn.Module, t_seconds: float) -> nn.Module:
     """
     if not t_seconds >= 0:
         raise ValueError(f"t_seconds must be ≥ 0 s, got {t_seconds!r}")
+    if isinstance(model, BackendModel):
+        if not model.instances:
+            raise StateError("drift() needs a programmed model: call analogsim.program first")
+        model.drift(float(t_seconds))
+        return model
     for layer in _layers_or_error(model, "drift"):
         if not layer.tile.is_programmed:
             raise StateError("drift() needs a programmed model: call analogsim.program first")
@@ -70,6 +79,8 @@ def drift(model: nn.Module, t_seconds: float) -> nn.Module:
 
 def instance_count(model: nn.Module) -> int:
     """K, the chip instances the model's analog layers hold (1 if none are programmed)."""
+    if isinstance(model, BackendModel):
+        return max(model.instances, 1)
     counts = {layer.tile.instances for _, layer in analog_layers(model) if layer.tile.is_programmed}
     if len(counts) > 1:
         raise StateError(
@@ -81,5 +92,8 @@ def instance_count(model: nn.Module) -> int:
 
 def reseed_forward_noise(model: nn.Module, seed: int) -> None:
     """Restart every analog layer's per-read and output noise streams from ``seed``."""
+    if isinstance(model, BackendModel):
+        model.reseed_forward_noise(seed)
+        return
     for _, layer in analog_layers(model):
         layer.tile.reseed_forward_noise(seed)
