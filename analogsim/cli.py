@@ -13,8 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from analogsim.errors import AnalogsimError
+from analogsim.units import format_duration
 
 EXIT_BAD_INPUT = 2
+EXIT_DISAGREEMENT = 1
+
+
+class CrosscheckDisagreement(Exception):
+    """The two backends gave statistically different results."""
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -34,16 +40,8 @@ def _demo(args: argparse.Namespace) -> None:
             row = result.accuracy[i, j]
             low, high = confidence_interval(row, 1)
             cells.append(f"{100 * row.mean():>10.2f} [{100 * low:6.2f}, {100 * high:6.2f}]")
-        _say(args, f"{_time_label(t):>10}" + "".join(f"{c:>28}" for c in cells))
+        _say(args, f"{format_duration(t):>10}" + "".join(f"{c:>28}" for c in cells))
     _say(args, f"results: {result.results_path}\nreport:  {result.report_path}")
-
-
-def _time_label(t: float) -> str:
-    for seconds, label in ((31536000, "1 year"), (2592000, "1 month"), (86400, "1 day"),
-                           (3600, "1 h")):
-        if t >= seconds:
-            return label if t == seconds else f"{t:g} s"
-    return f"{t:g} s"
 
 
 def _devices(args: argparse.Namespace) -> None:
@@ -61,6 +59,32 @@ def _devices(args: argparse.Namespace) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def _crosscheck(args: argparse.Namespace) -> None:
+    from analogsim.crosscheck import crosscheck
+
+    device_rows, model_rows = crosscheck(args.card, instances=args.instances,
+                                         devices=args.devices, seed=args.seed,
+                                         aihwkit_tile=args.tile)
+    _say(args, f"card {args.card!r}: native tile vs aihwkit {args.tile} tile")
+    _say(args, f"\ndevices ({args.devices} per target; µS, ν dimensionless)")
+    _say(args, f"{'quantity':<16}{'target':>8}{'native mean':>13}{'std':>9}"
+               f"{'aihwkit mean':>14}{'std':>9}{'KS p':>9}  agrees")
+    for row in device_rows:
+        _say(args, f"{row.quantity:<16}{row.target_uS:>8.2f}{row.native_mean:>13.4f}"
+                   f"{row.native_std:>9.4f}{row.aihwkit_mean:>14.4f}{row.aihwkit_std:>9.4f}"
+                   f"{row.ks_pvalue:>9.3f}  {'yes' if row.agrees else 'NO'}")
+    _say(args, f"\ndigits MLP, {args.instances} chip instances per backend: accuracy [%] "
+               "(95 % CI)")
+    for row in model_rows:
+        (nl, nh), (al, ah) = row.native.ci95, row.aihwkit.ci95
+        _say(args, f"{format_duration(row.t_seconds):>10}  native {100 * row.native.mean:6.2f} "
+                   f"[{100 * nl:6.2f}, {100 * nh:6.2f}]  aihwkit {100 * row.aihwkit.mean:6.2f} "
+                   f"[{100 * al:6.2f}, {100 * ah:6.2f}]  "
+                   f"{'CIs overlap' if row.agrees else 'CIs DISJOINT'}")
+    if not all(r.agrees for r in device_rows) or not all(r.agrees for r in model_rows):
+        raise CrosscheckDisagreement(f"the backends disagree on card {args.card!r} (see above)")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -105,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog="example: analogsim devices")
     devices.set_defaults(run=_devices)
 
+    check = verbs.add_parser(
+        "crosscheck", parents=[common], help="compare a card on the native and aihwkit tiles",
+        description="Run the same device card on analogsim's tile and on IBM aihwkit's "
+                    "(device statistics and a digits MLP over chip instances) and print both. "
+                    "Exits with 1 if they disagree.",
+        epilog="example: analogsim crosscheck pcm --tile torch",
+    )
+    check.add_argument("card", help="a shipped card name or a .toml path")
+    check.add_argument("--tile", choices=("cpp", "torch"), default="cpp",
+                       help="aihwkit tile kind (default cpp)")
+    check.add_argument("--instances", type=int, default=32, help="chip instances per backend")
+    check.add_argument("--devices", type=int, default=10_000, help="devices per target")
+    check.add_argument("--seed", type=int, default=0)
+    check.set_defaults(run=_crosscheck)
+
     report = verbs.add_parser(
         "report", parents=[common], help="draw a results file as PNGs and index.html",
         description="Re-draw the report of a results file, from the file alone.",
@@ -124,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         args.run(args)
+    except CrosscheckDisagreement as disagreement:
+        print(f"analogsim {args.verb}: {disagreement}", file=sys.stderr)
+        return EXIT_DISAGREEMENT
     except AnalogsimError as error:
         if args.debug:
             raise

@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from analogsim import datasets, models
 from analogsim.chip import load_chip
 from analogsim.conversion import convert
 from analogsim.evaluation import evaluate
 from analogsim.programming import drift, program
 from analogsim.report import write_report
 from analogsim.results import ResultsWriter
-from analogsim.training import train_classifier
+from analogsim.training import trained_digits_mlp
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +46,7 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo end to end (see the module docstring)."""
-    torch.manual_seed(seed)  # the script owns the global RNG: model initialisation
-    data = datasets.load("digits", seed=seed)
-    model = models.create("mlp", in_features=data.input_shape[0], hidden=(64, 64),
-                          num_classes=data.num_classes)
-    train_classifier(model, data.x_train, data.y_train, epochs=epochs, seed=seed,
-                     progress=progress)
+    model, data = trained_digits_mlp(seed=seed, epochs=epochs, progress=progress)
     test = (data.x_test, data.y_test)
     digital = evaluate(model, test)
     log.info("digital accuracy: %s", digital)

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from analogsim import datasets, models
+from analogsim.datasets import DataSplit
 from analogsim.seeding import Purpose, make_generator
 
 log = logging.getLogger(__name__)
@@ -51,3 +53,23 @@ def train_classifier(
         log.debug("epoch %d: loss %.4f", epoch, losses[-1])
     model.eval()
     return losses
+
+
+def trained_digits_mlp(
+    seed: int = 0, epochs: int = 40, hidden: tuple[int, ...] = (64, 64), progress: bool = False
+) -> tuple[nn.Module, DataSplit]:
+    """The reference model of the demo and the cross-checks: an MLP trained on digits.
+
+    Seeds torch's global generator with ``seed`` for the weight initialisation (this function
+    is a script-level entry point), then trains with :func:`train_classifier`.
+
+    Returns:
+        The trained model (eval mode) and the digits split it was trained on.
+    """
+    torch.manual_seed(seed)
+    data = datasets.load("digits", seed=seed)
+    model = models.create("mlp", in_features=data.input_shape[0], hidden=hidden,
+                          num_classes=data.num_classes)
+    train_classifier(model, data.x_train, data.y_train, epochs=epochs, seed=seed,
+                     progress=progress)
+    return model, data

@@ -294,25 +294,26 @@ def convert_with_aihwkit(model: nn.Module, chip: Chip, tile: TileKind = "cpp") -
 # ------------------------------------------------------------------- device-level sampling
 
 
-def sample_pcm_devices(
+def sample_devices(
     chip: Chip, g_target: torch.Tensor, times_s: list[float], seed: int
 ) -> dict[str, torch.Tensor]:
-    """aihwkit's PCM model applied to target conductances (µS): programmed, ν, and g(t).
+    """aihwkit's noise model for ``chip`` applied to target conductances (µS).
 
-    Uses the card's ``PCMLikeNoiseModel`` directly, on a flat tensor of targets, so the
-    device statistics of the two backends can be compared on the same targets.
+    Uses the card's aihwkit noise model directly on a flat tensor of targets, so the device
+    statistics of the two backends can be compared on the same targets.
 
     Returns:
-        ``{"programmed": g_prog, "drift_exponents": ν, "t=<t>": g(t) for each t}``.
+        ``{"programmed": g_prog, "t=<t>": g(t) for each t}``, plus ``"drift_exponents"`` for
+        a PCM card.
     """
     model = _noise_model(chip)
-    if not isinstance(model, PCMLikeNoiseModel):
-        raise AihwkitMappingError("sample_pcm_devices needs a PCM card")
     with _seeded(seed):
         programmed = model.apply_programming_noise_to_conductance(g_target.clone())
-        exponents = model.generate_drift_coefficients(g_target.clone())
-        samples = {"programmed": programmed, "drift_exponents": exponents}
+        coefficients = model.generate_drift_coefficients(g_target.clone())
+        samples = {"programmed": programmed}
+        if isinstance(model, PCMLikeNoiseModel):
+            samples["drift_exponents"] = coefficients
         for t in times_s:
             samples[f"t={t:g}"] = model.apply_drift_noise_to_conductance(
-                programmed.clone(), exponents, t)
+                programmed.clone(), coefficients, t)
     return samples

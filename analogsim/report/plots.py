@@ -12,9 +12,9 @@ import numpy as np
 
 from analogsim.results import RunData
 from analogsim.statistics import confidence_interval
+from analogsim.units import format_duration
 
-_TIME_TICKS = {1.0: "1 s", 60.0: "1 min", 3600.0: "1 h", 86400.0: "1 day",
-               2592000.0: "1 month", 31536000.0: "1 year"}
+_TIME_TICKS = (1.0, 60.0, 3600.0, 86400.0, 2592000.0, 31536000.0)  # 1 s … 1 year
 
 
 def summarise(run: RunData, metric: str = "accuracy") -> tuple[np.ndarray, np.ndarray,
@@ -68,7 +68,7 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
         axes.set_xscale("log")
         if x_axis.startswith("time"):
             ticks = [t for t in _TIME_TICKS if x.min() <= t <= x.max()]
-            axes.set_xticks(ticks, [_TIME_TICKS[t] for t in ticks])
+            axes.set_xticks(ticks, [format_duration(t) for t in ticks])
     if not numeric:
         axes.set_xticks(positions, [str(v) for v in x])
     reference = run.attrs.get("digital_accuracy")
