@@ -10,6 +10,7 @@ import numpy as np
 
 from analogsim.report.plots import plot_curves, plot_heatmap, summarise
 from analogsim.results import Results, RunData, load_results
+from analogsim.units import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,14 @@ def _figure_for(run: RunData, out_dir: Path) -> Path | None:
     return None
 
 
+def _axis_value(run: RunData, axis: str, value: object) -> str:
+    """An axis value as a person reads it: durations for times, numbers with their unit."""
+    if axis.startswith("time") and run.units.get(axis) == "s":
+        return format_duration(float(value))
+    unit = run.units.get(axis, "")
+    return f"{value:g} {unit}".strip() if isinstance(value, float) else str(value)
+
+
 def _table(run: RunData) -> str:
     """Mean accuracy and CI per point, as an HTML table."""
     if "accuracy" not in run.data:
@@ -47,7 +56,7 @@ def _table(run: RunData) -> str:
     head = "".join(f"<th>{html.escape(d)}</th>" for d in dims)
     rows = []
     for index in np.ndindex(mean.shape):
-        cells = "".join(f"<td>{html.escape(str(run.axes[d][i]))}</td>"
+        cells = "".join(f"<td>{html.escape(_axis_value(run, d, run.axes[d][i]))}</td>"
                         for d, i in zip(dims, index, strict=True))
         value = ("not measured" if not np.isfinite(mean[index]) else
                  f"{100 * mean[index]:.2f} % [{100 * low[index]:.2f}, {100 * high[index]:.2f}]")

@@ -75,10 +75,11 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
     if reference is not None:
         axes.axhline(100 * reference, color="black", linestyle="--", linewidth=1,
                      label="digital model")
-    axes.set_xlabel(_axis_label(run, x_axis))
+    axes.set_xlabel(_axis_label(run, x_axis) if not x_axis.startswith("time") else
+                    "time after programming")
     axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over chip instances)")
     axes.set_title(run.attrs.get("title", run.name))
-    axes.grid(True, which="both", alpha=0.3)
+    axes.grid(True, which="major", alpha=0.3)
     axes.legend()
     figure.savefig(path, dpi=120)
     plt.close(figure)
