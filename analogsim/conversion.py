@@ -117,9 +117,7 @@ def convert(
         excluded = lambda _module, name: _matches(name, exclude_patterns) is not None  # noqa: E731
     root_class = _analog_class(model)
     if root_class is not None:  # the model is a single layer
-        if not torch.isfinite(model.weight).all():
-            raise ConversionError("the layer has NaN or infinite weights; fix it before "
-                                  "converting")
+        _check_finite_weights(model, type(model).__name__)
         return root_class.from_digital(model, base_chip, layer_index=0)
     converted = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
@@ -145,10 +143,7 @@ def convert(
         if excluded(module, name):
             continue
         if id(module) not in replacements:
-            if not torch.isfinite(module.weight).all():
-                raise ConversionError(
-                    f"layer {name!r} has NaN or infinite weights; fix the model before converting"
-                )
+            _check_finite_weights(module, name)
             pattern = _matches(name, per_layer)
             layer_chip = base_chip
             if pattern is not None:
@@ -183,6 +178,13 @@ def convert(
             f"the pattern {unused[0]!r} matches no convertible layer; layers are {names}"
         )
     return converted
+
+
+def _check_finite_weights(module: nn.Module, name: str) -> None:
+    if not torch.isfinite(module.weight).all():
+        raise ConversionError(
+            f"layer {name!r} has NaN or infinite weights; fix the model before converting"
+        )
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:

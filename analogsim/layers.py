@@ -18,6 +18,15 @@ from analogsim.chip import Chip
 from analogsim.tile import AnalogTile
 
 
+def _copy_parameters(source: nn.Module, target: nn.Module) -> nn.Module:
+    """Copy weight and bias from ``source`` into ``target``, on ``source``'s device."""
+    with torch.no_grad():
+        target.weight.copy_(source.weight.reshape(target.weight.shape))
+        if source.bias is not None:
+            target.bias.copy_(source.bias)
+    return target.to(source.weight.device)
+
+
 class LinearOps:
     """MVM operations of a fully connected layer on inputs (N, ..., in)."""
 
@@ -154,20 +163,12 @@ class AnalogLinear(nn.Module):
         layer = cls(
             module.in_features, module.out_features, chip, module.bias is not None, layer_index
         )
-        with torch.no_grad():
-            layer.weight.copy_(module.weight)
-            if module.bias is not None:
-                layer.bias.copy_(module.bias)
-        return layer.to(module.weight.device)
+        return _copy_parameters(module, layer)
 
     def to_digital(self) -> nn.Linear:
         """An ``nn.Linear`` with this layer's digital weight and bias."""
         module = nn.Linear(self.in_features, self.out_features, self.bias is not None)
-        with torch.no_grad():
-            module.weight.copy_(self.weight)
-            if self.bias is not None:
-                module.bias.copy_(self.bias)
-        return module
+        return _copy_parameters(self, module)
 
     def weight_matrix(self) -> torch.Tensor:
         """The weight as the tile sees it: (out, rows)."""
@@ -234,11 +235,7 @@ class _AnalogConvNd(nn.Module):
             self.bias is not None,
             self.padding_mode,
         )
-        with torch.no_grad():
-            module.weight.copy_(self.weight)
-            if self.bias is not None:
-                module.bias.copy_(self.bias)
-        return module.to(self.weight.device)
+        return _copy_parameters(self, module)
 
     def weight_matrix(self) -> torch.Tensor:
         """The weight as the tile sees it: (out, in/groups · kernel elements)."""

@@ -103,6 +103,15 @@ def _refuse(field: str, value: object, reason: str) -> None:
     raise AihwkitMappingError(f"the aihwkit backend cannot map {field} = {value!r}: {reason}")
 
 
+def _require_aihwkit_constants(section: str, law: object, fixed: object,
+                               fields: tuple[str, ...]) -> None:
+    """Refuse a card law whose constants differ from the ones aihwkit hard-codes."""
+    for name in fields:
+        if getattr(law, name) != getattr(fixed, name):
+            _refuse(f"{section}.{name}", getattr(law, name),
+                    f"aihwkit fixes it at {getattr(fixed, name)}")
+
+
 def _noise_model(chip: Chip):
     cond = chip.conductance
     converter = SinglePairConductanceConverter(g_max=cond.g_max_uS, g_min=cond.g_min_uS)
@@ -135,17 +144,11 @@ def _noise_model(chip: Chip):
         _refuse("drift.law", drift.law, "PCMLikeNoiseModel drifts by the PCM power law")
     drift_scale, t0 = 0.0, _AIHWKIT_PCM_DRIFT.t0_s
     if isinstance(drift, PcmPowerLawDrift):
-        for name in _FIXED_DRIFT_FIELDS:
-            if getattr(drift, name) != getattr(_AIHWKIT_PCM_DRIFT, name):
-                _refuse(f"drift.{name}", getattr(drift, name), "aihwkit fixes it at "
-                        f"{getattr(_AIHWKIT_PCM_DRIFT, name)}")
+        _require_aihwkit_constants("drift", drift, _AIHWKIT_PCM_DRIFT, _FIXED_DRIFT_FIELDS)
         drift_scale, t0 = drift.scale, drift.t0_s
     read_scale, t_read = 0.0, _AIHWKIT_PCM_READ.t_read_s
     if isinstance(read, PcmOneOverFReadNoise):
-        for name in _FIXED_READ_FIELDS:
-            if getattr(read, name) != getattr(_AIHWKIT_PCM_READ, name):
-                _refuse(f"read_noise.{name}", getattr(read, name), "aihwkit fixes it at "
-                        f"{getattr(_AIHWKIT_PCM_READ, name)}")
+        _require_aihwkit_constants("read_noise", read, _AIHWKIT_PCM_READ, _FIXED_READ_FIELDS)
         read_scale, t_read = read.scale, read.t_read_s
     model = PCMLikeNoiseModel(
         prog_coeff=list(programming.coefficients_uS), g_converter=converter, g_max=cond.g_max_uS,
