@@ -118,14 +118,17 @@ class ResultsWriter:
         metrics: Sequence[str] = ("accuracy",),
         units: Mapping[str, str] | None = None,
         attrs: Mapping[str, Any] | None = None,
+        point_axes: int | None = None,
     ) -> Run:
-        """Create /runs/<name> with named axes; the last axis is the one a point fills at once.
+        """Create /runs/<name> with named axes; a point fills the axes after ``point_axes``.
 
         Args:
             axes: axis name → values, in order; e.g. {"time": [...], "instance": range(K)}.
             metrics: one dataset per name, shaped by the axes, NaN-filled.
             units: axis or metric name → unit string.
             attrs: run attributes (numbers, strings).
+            point_axes: how many leading axes index a point (default: all but the last, whose
+                values a point writes at once, such as chip instances).
         """
         units = dict(units or {})
         group = self.file["runs"].create_group(name)
@@ -146,7 +149,8 @@ class ResultsWriter:
             dataset = group.create_dataset(metric, shape=shape, dtype="f8", fillvalue=np.nan)
             dataset.attrs["axes"] = list(axes)
             dataset.attrs["unit"] = units.get(metric, "")
-        group.create_dataset("done", shape=shape[:-1] or (1,), dtype=bool, fillvalue=False)
+        point_shape = shape[: len(shape) - 1 if point_axes is None else point_axes]
+        group.create_dataset("done", shape=point_shape or (1,), dtype=bool, fillvalue=False)
         self.file.flush()
         return Run(self, group)
 

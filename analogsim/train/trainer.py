@@ -1,0 +1,208 @@
+"""One trainer for digital and converted models: epochs of a :class:`Method`, logged and
+checkpointed.
+
+Every epoch it records the mean training loss, training and test accuracy, the mean ‖∇L‖ of
+the gradient the updates used (the vanishing-gradient diagnostic of METHODS.md §7) and the wall
+time; to the HDF5 run when one is given, and to a checkpoint, so a killed training resumes
+from its last finished epoch with the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from analogsim.datasets import DataSplit, batches, random_crop, random_flip
+from analogsim.evaluation import evaluate
+from analogsim.results import Run
+from analogsim.seeding import Purpose, make_generator
+from analogsim.train.methods import Method, Standard, TrainingContext
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("loss", "train_accuracy", "test_accuracy", "gradient_norm", "seconds")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train (the method aside). Defaults: S0's base recipe (METHODS.md §2).
+
+    Attributes:
+        epochs: number of epochs.
+        batch_size: samples per step.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        learning_rate, momentum, weight_decay: the optimiser's (momentum for SGD only).
+        lr_schedule: ``"constant"`` (S0: no decay) or ``"cosine"`` (Walking Noise).
+        augment: any of ``"crop"`` (random crop, zero padding 4) and ``"flip"``.
+        seed: seed of initial shuffling, augmentation and method noise.
+    """
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    augment: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, "
+                             f"{self.batch_size}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got "
+                             f"{self.lr_schedule!r}")
+        unknown = set(self.augment) - {"crop", "flip"}
+        if unknown:
+            raise ValueError(f"augment takes 'crop' and 'flip', got {sorted(unknown)}")
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch records (lists of floats, one entry per finished epoch)."""
+
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    gradient_norm: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+
+def _optimizer(model: nn.Module, method: Method, config: TrainingConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return method.make_optimizer(model, torch.optim.SGD, lr=config.learning_rate,
+                                     momentum=config.momentum,
+                                     weight_decay=config.weight_decay)
+    return method.make_optimizer(model, torch.optim.Adam, lr=config.learning_rate,
+                                 weight_decay=config.weight_decay)
+
+
+def _augment(x: torch.Tensor, data: DataSplit, config: TrainingConfig,
+             generator: torch.Generator) -> torch.Tensor:
+    if "crop" in config.augment:
+        x = random_crop(x, generator=generator, padding=4, fill=data.black)
+    if "flip" in config.augment:
+        x = random_flip(x, generator=generator)
+    return x
+
+
+def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     generator: torch.Generator, history: TrainingHistory,
+                     config: TrainingConfig) -> None:
+    """Write atomically: a kill during the write leaves the previous checkpoint."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "history": asdict(history),
+                "config": repr(config)}, partial)
+    os.replace(partial, path)
+
+
+def fit(
+    model: nn.Module,
+    data: DataSplit,
+    method: Method | None = None,
+    config: TrainingConfig | None = None,
+    *,
+    run: Run | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
+) -> TrainingHistory:
+    """Train ``model`` in place on ``data.x_train`` with ``method``; evaluate on the test split.
+
+    Args:
+        model: digital or converted (a converted model trains through its tiles).
+        data: the data set.
+        method: a :class:`Method` (default :class:`Standard`).
+        config: a :class:`TrainingConfig` (default 10 epochs of S0's recipe).
+        run: an HDF5 run with an ``epoch`` axis and the metrics of ``HISTORY_FIELDS``
+            (see :func:`create_history_run`); each finished epoch is written and flushed.
+        checkpoint: a file written after every epoch; if it exists when ``fit`` starts, the
+            training resumes after its last epoch (same config required).
+        progress: show a tqdm bar over epochs.
+
+    Returns:
+        The history of every epoch, resumed ones included.
+    """
+    method = method or Standard()
+    config = config or TrainingConfig(epochs=10)
+    generator = make_generator(config.seed, Purpose.TRAINING)
+    optimizer = _optimizer(model, method, config)
+    history = TrainingHistory()
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["config"] != repr(config):
+            raise ValueError(f"checkpoint {checkpoint} was written by another training config "
+                             f"({state['config']}); remove it or use another path")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history = TrainingHistory(**state["history"])
+        log.info("resuming %s after epoch %d", checkpoint, history.epochs)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
+        getattr(optimizer, "base_optimizer", optimizer), T_max=config.epochs)
+        if config.lr_schedule == "cosine" else None)
+    for _ in range(history.epochs):
+        if scheduler is not None:
+            scheduler.step()
+    ctx = TrainingContext(model=model, loss_fn=nn.functional.cross_entropy,
+                          optimizer=optimizer, generator=generator,
+                          step_index=history.epochs * -(-len(data.x_train) // config.batch_size))
+    for epoch in tqdm(range(history.epochs, config.epochs), desc=method.name,
+                      disable=not progress, leave=False):
+        started = time.perf_counter()
+        model.train()
+        method.start_epoch(ctx, epoch)
+        total_loss, correct, norms = 0.0, 0, []
+        for x, y in batches(data.x_train, data.y_train, config.batch_size, shuffle=True,
+                            generator=generator):
+            x = _augment(x, data, config, generator)
+            outcome = method.step(ctx, x, y)
+            ctx.step_index += 1
+            total_loss += outcome.loss * len(y)
+            correct += outcome.correct
+            norms.append(outcome.gradient_norm)
+        if scheduler is not None:
+            scheduler.step()
+        samples = len(data.y_train)
+        test = evaluate(model, (data.x_test, data.y_test), seed=config.seed)
+        record = {"loss": total_loss / samples, "train_accuracy": correct / samples,
+                  "test_accuracy": test.mean, "gradient_norm": float(np.mean(norms)),
+                  "seconds": time.perf_counter() - started}
+        for key, value in record.items():
+            getattr(history, key).append(value)
+        if run is not None:
+            run.write_point((epoch,), **record)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, model, optimizer, generator, history, config)
+        log.debug("epoch %d: %s", epoch, record)
+    model.eval()
+    return history
+
+
+def create_history_run(writer, name: str, config: TrainingConfig, method: Method) -> Run:
+    """An HDF5 run for :func:`fit`'s per-epoch history (axis ``epoch``)."""
+    return writer.create_run(
+        name, axes={"epoch": range(config.epochs)}, metrics=HISTORY_FIELDS,
+        units={"loss": "nats", "train_accuracy": "fraction", "test_accuracy": "fraction",
+               "gradient_norm": "", "seconds": "s"},
+        attrs={**{k: str(v) for k, v in asdict(config).items()}, **{
+            k: str(v) for k, v in method.describe().items()}}, point_axes=1,
+    )
