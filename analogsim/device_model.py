@@ -61,62 +61,42 @@ def program_devices(
     Args:
         chip: the card.
         w_normalised: (out, in) weights in units of the tile's max|W|.
-        generators: one per instance; instance k draws only from ``generators[k]``.
+        generators: one per instance; instance k draws only from ``generators[k]``, in the
+            order programming error, drift exponents, faults.
     """
     cond, law = chip.conductance, chip.programming
+    generators = list(generators)
     g_target = target_conductances(chip, w_normalised)
-    programmed, exponents, faults = [], [], []
-    for generator in generators:
-        if isinstance(law, PolynomialProgrammingNoise):
-            g = programming.add_polynomial_programming_noise(
-                g_target,
-                law.coefficients_uS,
-                cond.g_max_uS,
-                law.reference_g_max_uS,
-                law.scale,
-                generator,
-            )
-        elif isinstance(law, GaussianProgrammingNoise):
-            g = programming.add_gaussian_programming_noise(
-                g_target,
-                law.additive_std,
-                law.multiplicative_std,
-                cond.g_min_uS,
-                cond.g_max_uS,
-                generator,
-            )
-        else:
-            g = g_target.clone()
-        if isinstance(chip.drift, PcmPowerLawDrift):
-            d = chip.drift
-            mean, std = pcm.drift_exponent_moments(
-                g_target,
-                cond.g_max_uS,
-                d.mean_slope,
-                d.mean_offset,
-                (d.mean_min, d.mean_max),
-                d.std_slope,
-                d.std_offset,
-                (d.std_min, d.std_max),
-                d.g_rel_min,
-            )
-            exponents.append(pcm.draw_drift_exponents(mean, std, d.scale, generator))
-        if chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0:
-            fault_map = conductance.draw_stuck_faults(
-                g.shape,
-                chip.faults.stuck_low_fraction,
-                chip.faults.stuck_high_fraction,
-                generator,
-            )
-            g = conductance.apply_stuck_faults(g, fault_map, cond.g_min_uS, cond.g_max_uS)
-            faults.append(fault_map)
-        programmed.append(g)
-    return ProgrammedDevices(
-        g_target=g_target,
-        g_programmed=torch.stack(programmed),
-        drift_exponents=torch.stack(exponents) if exponents else None,
-        faults=torch.stack(faults) if faults else None,
-    )
+    targets = g_target.expand(len(generators), *g_target.shape)  # (K, D, out, in)
+    if isinstance(law, PolynomialProgrammingNoise):
+        g = programming.add_polynomial_programming_noise(
+            targets, law.coefficients_uS, cond.g_max_uS, law.reference_g_max_uS, law.scale,
+            generators,
+        )
+    elif isinstance(law, GaussianProgrammingNoise):
+        g = programming.add_gaussian_programming_noise(
+            targets, law.additive_std, law.multiplicative_std, cond.g_min_uS, cond.g_max_uS,
+            generators,
+        )
+    else:
+        g = targets.clone()
+    exponents = None
+    if isinstance(chip.drift, PcmPowerLawDrift):
+        d = chip.drift
+        mean, std = pcm.drift_exponent_moments(  # on the shared targets: same for every k
+            g_target, cond.g_max_uS, d.mean_slope, d.mean_offset, (d.mean_min, d.mean_max),
+            d.std_slope, d.std_offset, (d.std_min, d.std_max), d.g_rel_min,
+        )
+        exponents = pcm.draw_drift_exponents(mean.expand_as(targets), std.expand_as(targets),
+                                             d.scale, generators)
+    faults = None
+    if chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0:
+        faults = conductance.draw_stuck_faults(
+            g.shape, chip.faults.stuck_low_fraction, chip.faults.stuck_high_fraction, generators
+        )
+        g = conductance.apply_stuck_faults(g, faults, cond.g_min_uS, cond.g_max_uS)
+    return ProgrammedDevices(g_target=g_target, g_programmed=g, drift_exponents=exponents,
+                             faults=faults)
 
 
 def age_devices(
@@ -131,54 +111,37 @@ def age_devices(
     stuck devices. Instance k draws only from ``generators[k]``.
     """
     cond, drift, read = chip.conductance, chip.drift, chip.read_noise
-    aged = []
-    for k, generator in enumerate(generators):
-        g = devices.g_programmed[k]
-        if isinstance(drift, PcmPowerLawDrift):
-            if devices.drift_exponents is None:
-                raise StateError(
-                    "this tile was programmed without drift exponents (a card "
-                    "without pcm_power_law drift); program it again"
-                )
-            g_drift = pcm.apply_power_law_drift(
-                g, devices.drift_exponents[k], t_inference, drift.t0_s
-            )
-        elif isinstance(drift, RramRelaxation):
-            variance = (
-                rram.relaxation_variance(
-                    devices.g_target,
-                    t_inference,
-                    drift.times_s,
-                    drift.coefficients_uS,
-                    cond.g_max_uS,
-                    drift.reference_g_max_uS,
-                )
-                * drift.scale**2
-            )
-            g_drift = rram.apply_relaxation(
-                g, variance, _programming_std(chip, devices.g_target), generator
-            )
-        else:
-            g_drift = g
-        if isinstance(read, PcmOneOverFReadNoise):
-            factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
-            std = pcm.one_over_f_read_noise_std(
-                g,
-                g_drift,
-                cond.g_max_uS,
-                read.q_coefficient,
-                read.q_exponent,
-                read.q_floor,
-                read.q_max,
-                factor,
-            )
-            g_drift = pcm.add_read_noise(g_drift, std, read.scale, generator)
-        if devices.faults is not None:
-            g_drift = conductance.apply_stuck_faults(
-                g_drift, devices.faults[k], cond.g_min_uS, cond.g_max_uS
-            )
-        aged.append(g_drift)
-    return torch.stack(aged)
+    generators = list(generators)
+    g = devices.g_programmed
+    # Transcendental functions run one instance at a time: their vectorised and scalar code
+    # paths may differ in the last bit, and instance k must not depend on K.
+    if isinstance(drift, PcmPowerLawDrift):
+        if devices.drift_exponents is None:
+            raise StateError("this tile was programmed without drift exponents (a card "
+                             "without pcm_power_law drift); program it again")
+        g_drift = torch.stack([
+            pcm.apply_power_law_drift(g_k, nu_k, t_inference, drift.t0_s)
+            for g_k, nu_k in zip(g, devices.drift_exponents, strict=True)])
+    elif isinstance(drift, RramRelaxation):
+        variance = rram.relaxation_variance(
+            devices.g_target, t_inference, drift.times_s, drift.coefficients_uS,
+            cond.g_max_uS, drift.reference_g_max_uS,
+        ) * drift.scale**2
+        g_drift = rram.apply_relaxation(g, variance, _programming_std(chip, devices.g_target),
+                                        generators)
+    else:
+        g_drift = g
+    if isinstance(read, PcmOneOverFReadNoise):
+        factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
+        std = torch.stack([
+            pcm.one_over_f_read_noise_std(g_k, d_k, cond.g_max_uS, read.q_coefficient,
+                                          read.q_exponent, read.q_floor, read.q_max, factor)
+            for g_k, d_k in zip(g, g_drift, strict=True)])
+        g_drift = pcm.add_read_noise(g_drift, std, read.scale, generators)
+    if devices.faults is not None:
+        g_drift = conductance.apply_stuck_faults(g_drift, devices.faults, cond.g_min_uS,
+                                                 cond.g_max_uS)
+    return g_drift
 
 
 def read_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:

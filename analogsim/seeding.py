@@ -7,6 +7,7 @@ Seeds are derived with numpy's ``SeedSequence(seed, spawn_key=key)`` rather than
 from __future__ import annotations
 
 import enum
+import functools
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ class Purpose(enum.IntEnum):
     TRAINING = 4
 
 
+@functools.lru_cache(maxsize=65536)
 def derive_seed(seed: int, *key: int) -> int:
     """A 63-bit seed for the stream identified by ``key`` under the user's ``seed``."""
     if seed < 0 or any(k < 0 for k in key):

@@ -32,7 +32,8 @@ from analogsim import device_model
 from analogsim.chip import Chip, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
-from analogsim.seeding import Purpose, make_generator, time_key
+from analogsim.physics.sampling import standard_normal
+from analogsim.seeding import Purpose, derive_seed, make_generator, time_key
 
 # Buffers that hold the programmed state; their shapes depend on K, so loading a state_dict
 # resizes them first.
@@ -265,9 +266,10 @@ class AnalogTile(nn.Module):
     def reseed_forward_noise(self, seed: int) -> None:
         """Restart the per-read and output noise streams, one per instance, from ``seed``."""
         ids = [int(k) for k in self.instance_ids] or [0]
-        self._forward_generators = [
-            make_generator(seed, Purpose.FORWARD, self.layer_index, k) for k in ids
-        ]
+        if len(self._forward_generators) != len(ids):
+            self._forward_generators = [torch.Generator() for _ in ids]
+        for generator, k in zip(self._forward_generators, ids, strict=True):
+            generator.manual_seed(derive_seed(seed, Purpose.FORWARD, self.layer_index, k))
 
     def _compensation_readout(self, t_inference: float) -> torch.Tensor:
         """mean |y| of the read-out inputs per (instance, row chunk, output): (K, chunks, out).
@@ -302,14 +304,17 @@ class AnalogTile(nn.Module):
                     q = self.q_effective[:, :, a:b] * level**2
                     q = q.sum(dim=-1, keepdim=True) if comp.readout == "ones" else q
                     variance = variance + self.chip.per_read_noise.multiplicative_std**2 * q
-                noise = torch.stack([torch.randn(w.shape[1:], generator=g) for g in generators])
+                noise = standard_normal(w.shape, generators)
                 w = w + torch.sqrt(torch.as_tensor(variance)) * noise
                 if self.chip.adc.bits is not None:
                     w = periphery.quantise(w, self.chip.adc.bits, self.chip.adc.bound)
             per_output = w.abs().mean(dim=-1)  # (K, out)
             if comp.method == "global":
-                for c, d in self.column_groups:
-                    per_output[:, c:d] = per_output[:, c:d].mean(dim=1, keepdim=True)
+                if len(self.column_groups) == 1:
+                    per_output = per_output.mean(dim=1, keepdim=True).expand_as(per_output)
+                else:
+                    for c, d in self.column_groups:
+                        per_output[:, c:d] = per_output[:, c:d].mean(dim=1, keepdim=True)
             readouts.append(per_output)
         return torch.stack(readouts, dim=1).reshape(k_count, len(self.row_chunks), -1)
 
@@ -434,7 +439,7 @@ class AnalogTile(nn.Module):
         owned = not y.requires_grad  # y is fresh: update it in place when autograd is off
         noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1)
         if noise_std is not None:
-            noise = _standard_normal(y, generators).mul_(noise_std)
+            noise = standard_normal(y.shape, generators, y.dtype).mul_(noise_std)
             y = y.add_(noise) if owned else y + noise
         if chip.adc.bits is not None:
             y = periphery.round_and_clip(y, self._adc_limit, in_place=owned)
@@ -520,16 +525,6 @@ def _per_instance(
     template = input_scale if input_scale is not None else y.new_ones(
         (y.shape[0],) + (1,) * (y.dim() - 1))
     return (template.reshape(k_count, -1) * values.view(k_count, 1)).reshape(template.shape)
-
-
-def _standard_normal(like: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-    """N(0, 1) shaped like ``like`` (K·B, ...), instance k's slice drawn from generators[k]."""
-    noise = torch.empty(like.shape, dtype=like.dtype)
-    if len(generators) == 1:
-        return noise.normal_(generator=generators[0])
-    for block, generator in zip(noise.chunk(len(generators)), generators, strict=True):
-        block.normal_(generator=generator)
-    return noise
 
 
 def _check_finite(tensor: torch.Tensor, what: str) -> None:

@@ -223,7 +223,7 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
 def _seeded(seed: int) -> Iterator[None]:
     """Run aihwkit's global-RNG draws from ``seed`` without touching the caller's RNG."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # aihwkit draws on the CPU generator only
         yield
 
 

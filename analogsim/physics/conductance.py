@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from analogsim.physics.sampling import Generators, uniform
+
 STUCK_NONE, STUCK_LOW, STUCK_HIGH = 0, 1, 2
 
 
@@ -59,14 +61,14 @@ def draw_stuck_faults(
     shape: torch.Size | tuple[int, ...],
     low_fraction: float,
     high_fraction: float,
-    generator: torch.Generator,
+    generators: Generators,
 ) -> torch.Tensor:
     """Fault map with each device independently stuck low/high with the given probabilities.
 
     Returns:
         uint8 tensor of ``shape``: 0 healthy, 1 stuck at g_min, 2 stuck at g_max.
     """
-    u = torch.rand(shape, generator=generator)
+    u = uniform(shape, generators)
     faults = torch.zeros(shape, dtype=torch.uint8)
     faults[u < low_fraction] = STUCK_LOW
     faults[(u >= low_fraction) & (u < low_fraction + high_fraction)] = STUCK_HIGH

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from analogsim.physics.sampling import Generators, standard_normal
+
 
 def drift_exponent_moments(
     g_target: torch.Tensor,
@@ -35,10 +37,10 @@ def drift_exponent_moments(
 
 
 def draw_drift_exponents(
-    mean: torch.Tensor, std: torch.Tensor, scale: float, generator: torch.Generator
+    mean: torch.Tensor, std: torch.Tensor, scale: float, generators: Generators
 ) -> torch.Tensor:
     """ν = |μ_ν + σ_ν · N(0, 1)| · scale, one per device, drawn at programming."""
-    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    noise = standard_normal(mean.shape, generators, mean.dtype)
     return (mean + std * noise).abs() * scale
 
 
@@ -80,8 +82,8 @@ def one_over_f_read_noise_std(
 
 
 def add_read_noise(
-    g: torch.Tensor, std: torch.Tensor, scale: float, generator: torch.Generator
+    g: torch.Tensor, std: torch.Tensor, scale: float, generators: Generators
 ) -> torch.Tensor:
     """max(g + scale · std · N(0, 1), 0), µS."""
-    noise = torch.randn(g.shape, generator=generator, dtype=g.dtype)
+    noise = standard_normal(g.shape, generators, g.dtype)
     return (g + scale * std * noise).clamp(min=0.0)

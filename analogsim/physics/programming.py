@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from analogsim.physics.sampling import Generators, standard_normal
+
 
 def polynomial(x: torch.Tensor, coefficients: Sequence[float]) -> torch.Tensor:
     """Σ_i c_i x^i, evaluated by Horner's rule."""
@@ -39,11 +41,11 @@ def add_polynomial_programming_noise(
     g_max: float,
     reference_g_max: float,
     scale: float,
-    generator: torch.Generator,
+    generators: Generators,
 ) -> torch.Tensor:
     """g_prog = max(g_T + scale · σ_prog(g_T) · N(0, 1), 0), µS (aihwkit pcm.py)."""
     std = polynomial_programming_std(g_target, coefficients, g_max, reference_g_max)
-    noise = torch.randn(g_target.shape, generator=generator, dtype=g_target.dtype)
+    noise = standard_normal(g_target.shape, generators, g_target.dtype)
     return (g_target + scale * std * noise).clamp(min=0.0)
 
 
@@ -53,7 +55,7 @@ def add_gaussian_programming_noise(
     multiplicative_std: float,
     g_min: float,
     g_max: float,
-    generator: torch.Generator,
+    generators: Generators,
 ) -> torch.Tensor:
     """g_prog = g_T + (g_max − g_min)·σ_a·N(0, 1) + g_T·σ_m·N(0, 1), µS; two independent draws.
 
@@ -61,8 +63,6 @@ def add_gaussian_programming_noise(
     and NormalProportionalDevice on the normalised conductance. No clamping: an abstract device.
     """
     shape, dtype = g_target.shape, g_target.dtype
-    additive = torch.randn(shape, generator=generator, dtype=dtype) * (
-        additive_std * (g_max - g_min)
-    )
-    relative = torch.randn(shape, generator=generator, dtype=dtype) * multiplicative_std
+    additive = standard_normal(shape, generators, dtype) * (additive_std * (g_max - g_min))
+    relative = standard_normal(shape, generators, dtype) * multiplicative_std
     return g_target + additive + g_target * relative

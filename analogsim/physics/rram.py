@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from analogsim.physics.programming import polynomial_programming_std
+from analogsim.physics.sampling import Generators, standard_normal
 
 
 def relaxation_variance(
@@ -46,7 +47,7 @@ def apply_relaxation(
     g_programmed: torch.Tensor,
     total_variance: torch.Tensor,
     programming_std: torch.Tensor,
-    generator: torch.Generator,
+    generators: Generators,
 ) -> torch.Tensor:
     """Conductance (µS) after relaxation: the programmed state plus the extra spread.
 
@@ -60,5 +61,5 @@ def apply_relaxation(
     clamped at g ≥ 0.
     """
     extra_std = (total_variance - programming_std**2).clamp(min=0.0).sqrt()
-    noise = torch.randn(g_programmed.shape, generator=generator, dtype=g_programmed.dtype)
+    noise = standard_normal(g_programmed.shape, generators, g_programmed.dtype)
     return (g_programmed + extra_std * noise).clamp(min=0.0)

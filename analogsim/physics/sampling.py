@@ -1,0 +1,38 @@
+"""Random draws for one or for K chip instances at once.
+
+A physics function that draws takes ``generators``: one ``torch.Generator``, or a sequence of
+K of them for a tensor whose leading dimension holds K equal instance-major blocks (K chip
+instances, or K·B rows of K instances). Block k is drawn from ``generators[k]`` only, so an
+instance's numbers do not depend on how many others are drawn beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Generators = torch.Generator | Sequence[torch.Generator]
+
+
+def _fill(tensor: torch.Tensor, generators: Generators, fill: str) -> torch.Tensor:
+    if isinstance(generators, torch.Generator):
+        return getattr(tensor, fill)(generator=generators)
+    if tensor.shape[0] % len(generators):
+        raise ValueError(f"a leading dimension of {tensor.shape[0]} cannot be split into "
+                         f"{len(generators)} instance blocks")
+    for block, generator in zip(tensor.chunk(len(generators)), generators, strict=True):
+        getattr(block, fill)(generator=generator)
+    return tensor
+
+
+def standard_normal(shape: Sequence[int], generators: Generators,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """N(0, 1) of ``shape``, block k of the leading dimension from ``generators[k]``."""
+    return _fill(torch.empty(tuple(shape), dtype=dtype), generators, "normal_")
+
+
+def uniform(shape: Sequence[int], generators: Generators,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U[0, 1) of ``shape``, block k of the leading dimension from ``generators[k]``."""
+    return _fill(torch.empty(tuple(shape), dtype=dtype), generators, "uniform_")
