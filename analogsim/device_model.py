@@ -32,6 +32,7 @@ class ProgrammedDevices:
     g_programmed: torch.Tensor  # (K, D, out, in) µS
     drift_exponents: torch.Tensor | None  # (K, D, out, in), PCM only
     faults: torch.Tensor | None  # (K, D, out, in) uint8, when the card has stuck-at rates
+    read_noise_q: torch.Tensor | None = None  # (K, D, out, in) Q_s of 1/f noise, a cache
 
 
 def target_conductances(chip: Chip, w_normalised: torch.Tensor) -> torch.Tensor:
@@ -132,16 +133,30 @@ def age_devices(
     else:
         g_drift = g
     if isinstance(read, PcmOneOverFReadNoise):
+        if devices.read_noise_q is None:
+            devices.read_noise_q = relative_read_noise(chip, g)
         factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
-        std = torch.stack([
-            pcm.one_over_f_read_noise_std(g_k, d_k, cond.g_max_uS, read.q_coefficient,
-                                          read.q_exponent, read.q_floor, read.q_max, factor)
-            for g_k, d_k in zip(g, g_drift, strict=True)])
+        std = g_drift.abs() * devices.read_noise_q * factor
         g_drift = pcm.add_read_noise(g_drift, std, read.scale, generators)
     if devices.faults is not None:
         g_drift = conductance.apply_stuck_faults(g_drift, devices.faults, cond.g_min_uS,
                                                  cond.g_max_uS)
     return g_drift
+
+
+def relative_read_noise(chip: Chip, g_programmed: torch.Tensor) -> torch.Tensor:
+    """Q_s of the card's 1/f read noise for programmed conductances (K, D, out, in) µS.
+
+    Computed one instance at a time (a power: see :func:`age_devices`) and fixed from
+    programming on, so a tile computes it once and reuses it at every drift time.
+    """
+    read = chip.read_noise
+    if not isinstance(read, PcmOneOverFReadNoise):
+        raise StateError(f"the card's read noise law is {read.law!r}, not pcm_1_over_f")
+    return torch.stack([
+        pcm.relative_read_noise(g_k, chip.conductance.g_max_uS, read.q_coefficient,
+                                read.q_exponent, read.q_floor, read.q_max)
+        for g_k in g_programmed])
 
 
 def read_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,7 @@ class AnalogTile(nn.Module):
         for name in _STATE_BUFFERS:
             self.register_buffer(name, torch.empty(0), persistent=True)
         self._plan: _ForwardPlan | None = None  # cached per programmed state
+        self._read_noise_q: torch.Tensor | None = None  # cached per programmed state
         self._forward_generators: list[torch.Generator] = [
             make_generator(0, Purpose.FORWARD, layer_index, 0)
         ]
@@ -219,6 +220,7 @@ class AnalogTile(nn.Module):
         self.g_target = devices.g_target
         self.g_programmed = devices.g_programmed
         self.drift_exponents = _or_empty(devices.drift_exponents)
+        self._read_noise_q = None
         self.faults = _or_empty(devices.faults)
         self._read_out_conductances(devices.g_programmed)
         self.reseed_forward_noise(seed)
@@ -244,9 +246,11 @@ class AnalogTile(nn.Module):
             for k in self.instance_ids
         ]
         devices = device_model.ProgrammedDevices(
-            self.g_target, self.g_programmed, _or_none(self.drift_exponents), _or_none(self.faults)
+            self.g_target, self.g_programmed, _or_none(self.drift_exponents),
+            _or_none(self.faults), self._read_noise_q,
         )
         aged = device_model.age_devices(self.chip, devices, t_inference, generators)
+        self._read_noise_q = devices.read_noise_q  # computed once per programmed state
         self._read_out_conductances(aged)
         self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
         if self.chip.drift_compensation.method != "none":
@@ -500,6 +504,7 @@ class AnalogTile(nn.Module):
                 setattr(self, name, torch.empty_like(saved))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._plan = None
+        self._read_noise_q = None
         if self.is_programmed:
             self.reseed_forward_noise(int(self.program_seed))
 

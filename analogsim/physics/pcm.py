@@ -62,6 +62,22 @@ def read_noise_time_factor(t_inference: float, t0: float, t_read: float) -> floa
     return math.sqrt(math.log((t + t_read) / (2 * t_read)))
 
 
+def relative_read_noise(
+    g_programmed: torch.Tensor,
+    g_max: float,
+    q_coefficient: float,
+    q_exponent: float,
+    q_floor: float,
+    q_max: float,
+) -> torch.Tensor:
+    """Q_s = min(q_coefficient / max((|g_prog|/g_max)^q_exponent, q_floor), q_max).
+
+    aihwkit evaluates Q_s on the programmed conductance, as here (its docs write g_T).
+    """
+    q_s = q_coefficient / ((g_programmed.abs() / g_max) ** q_exponent).clamp(min=q_floor)
+    return q_s.clamp(max=q_max)
+
+
 def one_over_f_read_noise_std(
     g_programmed: torch.Tensor,
     g_drifted: torch.Tensor,
@@ -72,13 +88,9 @@ def one_over_f_read_noise_std(
     q_max: float,
     time_factor: float,
 ) -> torch.Tensor:
-    """Std (µS) of the accumulated read noise: |g_drift| · Q_s(g_prog) · time_factor.
-
-    Q_s = min(q_coefficient / max((|g_prog|/g_max)^q_exponent, q_floor), q_max); aihwkit
-    evaluates Q_s on the programmed conductance, as here (its docs write g_T).
-    """
-    q_s = q_coefficient / ((g_programmed.abs() / g_max) ** q_exponent).clamp(min=q_floor)
-    return g_drifted.abs() * q_s.clamp(max=q_max) * time_factor
+    """Std (µS) of the accumulated read noise: |g_drift| · Q_s(g_prog) · time_factor."""
+    q_s = relative_read_noise(g_programmed, g_max, q_coefficient, q_exponent, q_floor, q_max)
+    return g_drifted.abs() * q_s * time_factor
 
 
 def add_read_noise(
