@@ -87,6 +87,20 @@ def _crosscheck(args: argparse.Namespace) -> None:
         raise CrosscheckDisagreement(f"the backends disagree on card {args.card!r} (see above)")
 
 
+def _run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from analogsim.experiments.methods_comparison import run_methods_comparison
+    from analogsim.experiments.spec import load_spec
+    from analogsim.report import write_report
+
+    spec = load_spec(args.spec)
+    results = Path(args.output or Path("results") / f"{spec.name}.h5")
+    run_methods_comparison(spec, results, progress=not args.quiet)
+    index = write_report(results, args.report or Path("report") / spec.name)
+    _say(args, f"results: {results}\nreport:  {index}")
+
+
 def _report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -128,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
                                description="A table of the shipped device cards.",
                                epilog="example: analogsim devices")
     devices.set_defaults(run=_devices)
+
+    run = verbs.add_parser(
+        "run", parents=[common], help="run an experiment spec (TOML)",
+        description="Train and evaluate what a spec declares; write an HDF5 results file and "
+                    "its report. An interrupted run resumes its trainings from checkpoints.",
+        epilog="example: analogsim run benchmarks/reproduce/s0_noise_aware_sam.toml",
+    )
+    run.add_argument("spec", help="a .toml experiment spec")
+    run.add_argument("-o", "--output", help="results file (default results/<name>.h5)")
+    run.add_argument("--report", help="report folder (default report/<name>)")
+    run.set_defaults(run=_run)
 
     check = verbs.add_parser(
         "crosscheck", parents=[common], help="compare a card on the native and aihwkit tiles",

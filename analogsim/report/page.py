@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analogsim.report.plots import plot_curves, plot_heatmap, summarise
+from analogsim.report.plots import plot_curves, plot_heatmap, plot_training, summarise
 from analogsim.results import Results, RunData, load_results
 from analogsim.units import format_duration
 
@@ -32,7 +32,8 @@ def _figure_for(run: RunData, out_dir: Path) -> Path | None:
     dims = run.dims["accuracy"]
     path = out_dir / f"{run.name}.png"
     if len(dims) == 3 and not any(d.startswith("time") for d in dims[:2]) and all(
-            len(run.axes[d]) > 2 for d in dims[:2]):
+            len(run.axes[d]) > 2 and np.asarray(run.axes[d]).dtype.kind in "fiu"
+            for d in dims[:2]):  # a numeric 2-D grid
         return plot_heatmap(run, path)
     if len(dims) >= 2:
         return plot_curves(run, path)
@@ -47,8 +48,23 @@ def _axis_value(run: RunData, axis: str, value: object) -> str:
     return f"{value:g} {unit}".strip() if isinstance(value, float) else str(value)
 
 
+def _seconds_table(run: RunData) -> str:
+    """Mean seconds per value of the first axis, and the ratio to the first row."""
+    seconds = run.data["seconds"].reshape(run.data["seconds"].shape[0], -1)
+    means = np.nanmean(seconds, axis=1)
+    first = run.dims["seconds"][0]
+    rows = "".join(
+        f"<tr><td>{html.escape(str(label))}</td><td>{mean:.1f} s</td>"
+        f"<td>{mean / means[0]:.2f}×</td></tr>"
+        for label, mean in zip(run.axes[first], means, strict=True))
+    return (f"<table><tr><th>{html.escape(first)}</th><th>mean time</th>"
+            f"<th>vs {html.escape(str(run.axes[first][0]))}</th></tr>{rows}</table>")
+
+
 def _table(run: RunData) -> str:
     """Mean accuracy and CI per point, as an HTML table."""
+    if "seconds" in run.data and "accuracy" not in run.data:
+        return _seconds_table(run)
     if "accuracy" not in run.data:
         return ""
     mean, low, high = summarise(run)
@@ -83,7 +99,13 @@ def write_report(results_path: str | Path, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = []
+    training = [run for run in results.runs.values() if "gradient_norm" in run.data]
+    if training:
+        figure = plot_training(training, out_dir / "training.png")
+        sections.append(f'<h2>Training</h2><img src="{figure.name}" alt="training curves">')
     for run in results.runs.values():
+        if run in training:
+            continue
         figure = _figure_for(run, out_dir)
         parts = [f"<h2>{html.escape(run.attrs.get('title', run.name))}</h2>"]
         if run.attrs.get("summary"):

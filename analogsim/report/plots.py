@@ -104,3 +104,25 @@ def plot_heatmap(run: RunData, path: Path, metric: str = "accuracy") -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_training(runs: list[RunData], path: Path) -> Path:
+    """Test accuracy and ‖∇L‖ of the update against epoch, one line per training run."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True,
+                                         layout="constrained")
+    for run in runs:
+        epochs = np.asarray(run.axes["epoch"]) + 1
+        label = run.name.removeprefix("train_")
+        top.plot(epochs, 100 * run.data["test_accuracy"], label=label)
+        bottom.plot(epochs, run.data["gradient_norm"], label=label)
+    top.set_ylabel("test accuracy [%]")
+    bottom.set_ylabel("‖∇L‖ of the update (epoch mean)")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("epoch")
+    top.set_title("training curves (a collapsing ‖∇L‖ marks vanishing gradients)")
+    for axes in (top, bottom):
+        axes.grid(True, alpha=0.3)
+    top.legend(fontsize="small", ncol=2)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

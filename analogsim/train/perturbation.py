@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from analogsim.evaluation import evaluate
 from analogsim.layers import ANALOG_LAYERS, AnalogLinear, _AnalogConvNd
 
 NoiseKind = Literal["absolute", "additive_maxabs", "multiplicative", "filterwise_norm"]
@@ -87,3 +88,29 @@ def perturbed(
         with torch.no_grad():
             for weight, original in zip(weights, saved, strict=True):
                 weight.copy_(original)
+
+
+def attack_accuracy(
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    sigma: float,
+    kind: NoiseKind,
+    draws: int,
+    generator: torch.Generator,
+    batch_size: int = 512,
+) -> list[float]:
+    """Accuracy under a Gaussian weight attack, one full test pass per draw (METHODS.md §1).
+
+    Each draw perturbs a copy of the Conv/Linear weights once (std ``sigma`` scaled as
+    ``kind`` says; S0: absolute), evaluates the whole test set with it, and restores the
+    weights exactly. σ = 0 gives the clean accuracy.
+
+    Returns:
+        The accuracy of each draw (fractions).
+    """
+    weights = perturbable_weights(model)
+    results = []
+    for _ in range(draws):
+        with perturbed(weights, draw_perturbations(weights, sigma, kind, generator)):
+            results.append(evaluate(model, data, batch_size=batch_size).mean)
+    return results

@@ -156,6 +156,10 @@ def fit(
         generator.set_state(state["generator"])
         history = TrainingHistory(**state["history"])
         log.info("resuming %s after epoch %d", checkpoint, history.epochs)
+        if run is not None:  # the epochs trained before the interruption
+            for epoch in range(history.epochs):
+                run.write_point((epoch,), **{k: getattr(history, k)[epoch]
+                                             for k in HISTORY_FIELDS})
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
         getattr(optimizer, "base_optimizer", optimizer), T_max=config.epochs)
         if config.lr_schedule == "cosine" else None)

@@ -1,0 +1,117 @@
+"""Kind ``methods``: train with several methods and seeds, evaluate under attack and on a chip.
+
+For every (method, seed) the model is trained from the same initialisation (seeded by the
+training seed), with its history written to ``/runs/train_<method>_seed<k>`` and a checkpoint
+beside the results file, so an interrupted run resumes. Then:
+
+- ``attack``: accuracy[method, sigma, replicate] under the Gaussian weight attack, replicates
+  being (seed, draw) pairs; σ = 0 is the clean accuracy;
+- ``chip`` (when the spec names a card): accuracy[method, time, replicate] of the trained
+  model converted onto the card, replicates being (seed, chip instance) pairs;
+- ``training_time``: seconds[method, seed] of training (the S0 time ratios).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from analogsim import datasets, models
+from analogsim.conversion import convert
+from analogsim.evaluation import evaluate
+from analogsim.experiments.spec import MethodSpec, MethodsSpec
+from analogsim.programming import drift, program
+from analogsim.results import ResultsWriter
+from analogsim.seeding import Purpose, make_generator
+from analogsim.train import TrainingConfig, fit
+from analogsim.train.perturbation import attack_accuracy
+from analogsim.train.trainer import TrainingHistory, create_history_run
+
+log = logging.getLogger(__name__)
+
+
+def run_methods_comparison(
+    spec: MethodsSpec, results_path: str | Path, progress: bool = False
+) -> Path:
+    """Run every training and evaluation the spec declares; returns the results file."""
+    results_path = Path(results_path)
+    checkpoints = results_path.with_suffix(".checkpoints")
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    data = datasets.load(spec.dataset, seed=spec.data_seed, root=spec.data_root)
+    test = (data.x_test, data.y_test)
+    evaluation = spec.evaluation
+    labels = [m.label for m in spec.methods]
+    seeds = spec.seeds
+    with ResultsWriter(results_path) as writer:
+        writer.add_config("spec", spec.text)
+        attack = writer.create_run(
+            "attack",
+            axes={"method": labels, "sigma": evaluation.attack_sigmas,
+                  "replicate": range(len(seeds) * evaluation.attack_draws)},
+            units={"accuracy": "fraction"},
+            attrs={"title": f"{spec.name}: accuracy under Gaussian weight attack "
+                            f"({evaluation.attack_kind} σ)",
+                   "summary": spec.description, "test_samples": len(data.y_test),
+                   "attack_kind": evaluation.attack_kind},
+        )
+        chip_run = None
+        if evaluation.chip is not None:
+            chip_run = writer.create_run(
+                "chip",
+                axes={"method": labels, "time": evaluation.chip_times_s,
+                      "replicate": range(len(seeds) * evaluation.chip_instances)},
+                units={"time": "s", "accuracy": "fraction"},
+                attrs={"title": f"{spec.name}: accuracy on the {evaluation.chip} card",
+                       "test_samples": len(data.y_test), "card": evaluation.chip},
+            )
+        timing = writer.create_run(
+            "training_time", axes={"method": labels, "seed": seeds}, metrics=("seconds",),
+            units={"seconds": "s"}, attrs={"title": "training time"}, point_axes=1,
+        )
+        attack_values = np.full((len(labels), len(evaluation.attack_sigmas),
+                                 len(seeds), evaluation.attack_draws), np.nan)
+        chip_values = np.full((len(labels), len(evaluation.chip_times_s), len(seeds),
+                               evaluation.chip_instances), np.nan)
+        for i, method_spec in enumerate(tqdm(spec.methods, desc="methods",
+                                             disable=not progress)):
+            seconds = []
+            for s, seed in enumerate(seeds):
+                model, history = _train(spec, method_spec, seed, data, writer, checkpoints,
+                                        progress)
+                seconds.append(float(sum(history.seconds)))
+                generator = make_generator(seed, Purpose.FORWARD, 1000 + i)
+                for j, sigma in enumerate(evaluation.attack_sigmas):
+                    attack_values[i, j, s] = attack_accuracy(
+                        model, test, sigma, evaluation.attack_kind,
+                        evaluation.attack_draws, generator)
+                if chip_run is not None:
+                    analog = convert(model, evaluation.chip)
+                    program(analog, seed=seed, instances=evaluation.chip_instances)
+                    for j, t in enumerate(evaluation.chip_times_s):
+                        drift(analog, t)
+                        chip_values[i, j, s] = evaluate(analog, test, seed=seed).accuracy
+            for j in range(len(evaluation.attack_sigmas)):
+                attack.write_point((i, j), accuracy=attack_values[i, j].reshape(-1))
+            if chip_run is not None:
+                for j in range(len(evaluation.chip_times_s)):
+                    chip_run.write_point((i, j), accuracy=chip_values[i, j].reshape(-1))
+            timing.write_point((i,), seconds=seconds)
+    return results_path
+
+
+def _train(spec: MethodsSpec, method_spec: MethodSpec, seed: int, data: datasets.DataSplit,
+           writer: ResultsWriter, checkpoints: Path,
+           progress: bool) -> tuple[torch.nn.Module, TrainingHistory]:
+    """Train one (method, seed) from the seed's initialisation; resumes from its checkpoint."""
+    torch.manual_seed(seed)  # the runner owns the global RNG: model initialisation
+    model = models.create(spec.model, **spec.model_options)
+    config = TrainingConfig(**{**spec.training.__dict__, "seed": seed})
+    name = f"train_{method_spec.label}_seed{seed}"
+    run = create_history_run(writer, name, config, method_spec.method)
+    history = fit(model, data, method_spec.method, config, run=run,
+                  checkpoint=checkpoints / f"{name}.pt", progress=progress)
+    return model, history
