@@ -22,7 +22,7 @@ def reduced(spec_file: Path, tmp_path: Path, **replacements: str) -> Path:
     """The shipped spec with its workload cut down (digits MLP, 2 epochs, 1–2 seeds)."""
     text = spec_file.read_text()
     text = re.sub(r'dataset = "\w+"', 'dataset = "digits"', text)
-    text = re.sub(r'name = "lenet5"', 'name = "mlp"', text)
+    text = re.sub(r'name = "lenet5(_bn)?"', 'name = "mlp"', text)
     text = re.sub(r"epochs = \d+", "epochs = 2", text)
     text = re.sub(r"length = \d+", "length = 2", text)
     text = re.sub(r"seeds = \[[^]]*\]", "seeds = [0, 1]", text)

@@ -209,6 +209,9 @@ class Sharpness(Method):
             raise TypeError("Sharpness needs the SAM optimiser of its make_optimizer")
         if callable(self.rho) and self.rho.unit == "step":
             self._set_rho(ctx, self._rho(ctx.step_index))
+        if all(group["rho"] == 0 for group in optimizer.param_groups):
+            # ε = 0: the second pass would repeat the first (and BN is bypassed on it)
+            return _plain_step(ctx, x, y)
         optimizer.zero_grad()
         loss, logits = _forward_backward(ctx, x, y)
         optimizer.first_step(zero_grad=True)
