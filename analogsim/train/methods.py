@@ -93,11 +93,14 @@ class Method:
         return {"method": self.name}
 
 
-def _plain_step(ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
-    ctx.optimizer.zero_grad()
+def _plain_step(ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor,
+                optimizer: torch.optim.Optimizer | None = None) -> StepOutcome:
+    """Forward, backward, step of ``optimizer`` (default the context's)."""
+    optimizer = optimizer or ctx.optimizer
+    optimizer.zero_grad()
     loss, logits = _forward_backward(ctx, x, y)
     outcome = _outcome(ctx, loss, logits, y)
-    ctx.optimizer.step()
+    optimizer.step()
     return outcome
 
 
@@ -211,7 +214,7 @@ class Sharpness(Method):
             self._set_rho(ctx, self._rho(ctx.step_index))
         if all(group["rho"] == 0 for group in optimizer.param_groups):
             # ε = 0: the second pass would repeat the first (and BN is bypassed on it)
-            return _plain_step(ctx, x, y)
+            return _plain_step(ctx, x, y, optimizer.base_optimizer)
         optimizer.zero_grad()
         loss, logits = _forward_backward(ctx, x, y)
         optimizer.first_step(zero_grad=True)
