@@ -217,7 +217,7 @@ def load_results(path: str | Path) -> Results:
     if not path.is_file():
         raise ResultsFileError(f"results file {str(path)!r} does not exist")
     try:
-        handle = h5py.File(path, "r")
+        handle = h5py.File(path, "r", locking=False)  # readable while a run writes it
     except OSError as error:
         raise ResultsFileError(
             f"{path} is not a readable HDF5 file (truncated or corrupt?): {error}"
