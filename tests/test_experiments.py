@@ -62,11 +62,19 @@ def test_reduced_s0_runs_and_reports(tmp_path):
 
 
 @pytest.mark.slow
-def test_reduced_s1_expands_its_grids(tmp_path):
-    spec = load_spec(reduced(REPRODUCE / "s1_incorruptible.toml", tmp_path))
+def test_reduced_s1_runs_its_grid(tmp_path):
+    spec_file = reduced(REPRODUCE / "s1_incorruptible.toml", tmp_path)
+    spec = load_spec(spec_file)
     labels = [m.label for m in spec.methods]
     assert "rwp_sigma=0.3" in labels and "sam_rho=0.2" in labels and "rwp_ramp_0.2" in labels
-    assert spec.evaluation.attack_kind == "additive_maxabs"
+    done = subprocess.run([sys.executable, "-m", "analogsim.cli", "run", str(spec_file),
+                           "--quiet", "-o", str(tmp_path / "s1.h5"), "--report",
+                           str(tmp_path / "report")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    attack = asim.load_results(tmp_path / "s1.h5").runs["attack"]
+    assert attack.attrs["attack_kind"] == "additive_maxabs"
+    assert attack.data["accuracy"].shape == (len(labels), len(spec.evaluation.attack_sigmas), 2)
+    assert np.isfinite(attack.data["accuracy"]).all()
 
 
 def _spec(tmp_path, text):
