@@ -452,8 +452,11 @@ class AnalogTile(nn.Module):
             multiplier = _per_instance(factor, input_scale, y)
             if not owned:
                 return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
-            y = y.mul_(multiplier)  # in place: cheaper than a fused op into a new tensor
-            return y if bias is None else y.add_(bias)
+            if bias is None:
+                return y.mul_(multiplier)
+            if isinstance(multiplier, float):
+                return torch.add(bias, y, alpha=multiplier, out=y)  # one in-place pass
+            return torch.addcmul(bias, y, multiplier, out=y)
         y = ops.scale_outputs(y, factor)
         if input_scale is not None:
             y = y * input_scale
