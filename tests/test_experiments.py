@@ -61,6 +61,23 @@ def test_reduced_s0_runs_and_reports(tmp_path):
         assert (tmp_path / "report" / image).stat().st_size > 1000
 
 
+def test_hardware_aware_training_through_a_card(tmp_path):
+    spec_file = _spec(tmp_path, BASE.replace("epochs = 1", "epochs = 3").replace(
+                                             '[[methods]]\nkind = "standard"',
+                                             '[[methods]]\nkind = "standard"\n\n[[methods]]\n'
+                                             'label = "hwa"\nkind = "standard"\n'
+                                             'train_chip = "pcm"'))
+    spec = load_spec(spec_file)
+    assert [m.train_chip for m in spec.methods] == [None, "pcm"]
+    from analogsim.experiments.methods_comparison import run_methods_comparison
+
+    run_methods_comparison(spec, tmp_path / "hwa.h5")
+    attack = asim.load_results(tmp_path / "hwa.h5").runs["attack"]
+    assert np.isfinite(attack.data["accuracy"]).all()
+    standard, hardware_aware = attack.data["accuracy"][:, 0].mean(axis=-1)
+    assert hardware_aware > 0.5 and hardware_aware > standard - 0.15  # it learns through tiles
+
+
 @pytest.mark.slow
 def test_reduced_s1_runs_its_grid(tmp_path):
     spec_file = reduced(REPRODUCE / "s1_incorruptible.toml", tmp_path)

@@ -1,7 +1,8 @@
 """Kind ``methods``: train with several methods and seeds, evaluate under attack and on a chip.
 
 For every (method, seed) the model is trained from the same initialisation (seeded by the
-training seed), with its history written to ``/runs/train_<method>_seed<k>`` and a checkpoint
+training seed), through a card's tiles when the method names one (hardware-aware training),
+with its history written to ``/runs/train_<method>_seed<k>`` and a checkpoint
 beside the results file, so an interrupted run resumes. Then:
 
 - ``attack``: accuracy[method, sigma, replicate] under the Gaussian weight attack, replicates
@@ -21,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analogsim import datasets, models
-from analogsim.conversion import convert
+from analogsim.conversion import convert, to_digital
 from analogsim.evaluation import evaluate
 from analogsim.experiments.spec import MethodSpec, MethodsSpec
 from analogsim.programming import drift, program
@@ -109,9 +110,11 @@ def _train(spec: MethodsSpec, method_spec: MethodSpec, seed: int, data: datasets
     """Train one (method, seed) from the seed's initialisation; resumes from its checkpoint."""
     torch.manual_seed(seed)  # the runner owns the global RNG: model initialisation
     model = models.create(spec.model, **spec.model_options)
+    if method_spec.train_chip is not None:  # hardware-aware: train through the tiles
+        model = convert(model, method_spec.train_chip)
     config = TrainingConfig(**{**spec.training.__dict__, "seed": seed})
     name = f"train_{method_spec.label}_seed{seed}"
     run = create_history_run(writer, name, config, method_spec.method)
     history = fit(model, data, method_spec.method, config, run=run,
                   checkpoint=checkpoints / f"{name}.pt", progress=progress)
-    return model, history
+    return (to_digital(model) if method_spec.train_chip is not None else model), history

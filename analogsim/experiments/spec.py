@@ -23,6 +23,7 @@ A spec of kind ``methods`` (robust-training comparisons, S0 and S1)::
     [[methods]]                    # one table per method; a list value of sigma or rho
     label = "sam"                  # expands into one method per value
     kind = "sam"                   # standard | noise_aware | sam | rwp
+    train_chip = "pcm"             # optional: train through this card (hardware-aware)
     rho = 0.5                      # rwp/noise_aware: sigma, noise (the σ scaling), alpha, mode
 
     [evaluation]
@@ -66,10 +67,15 @@ METHOD_KINDS = ("standard", "noise_aware", "sam", "rwp")
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method to train with, under a label that names it in the results."""
+    """One method to train with, under a label that names it in the results.
+
+    ``train_chip`` names a card to train on: the model is converted onto it first, so the
+    method runs through the tiles' forward non-idealities (hardware-aware training).
+    """
 
     label: str
     method: Method
+    train_chip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,10 @@ def _methods(entries: Any, source: str) -> tuple[MethodSpec, ...]:
         kind = entry.get("kind")
         if kind not in METHOD_KINDS:
             raise SpecError(f"{where}.kind must be one of {list(METHOD_KINDS)}, got {kind!r}")
-        _check_keys(entry, {"label", "kind"} | options[kind], where)
+        _check_keys(entry, {"label", "kind", "train_chip"} | options[kind], where)
+        train_chip = entry.get("train_chip")
+        if train_chip is not None:
+            load_chip(train_chip)  # a bad card fails now, with its own message
         label = str(entry.get("label", kind))
         swept = "rho" if kind == "sam" else "sigma"
         values = entry.get(swept)
@@ -167,7 +176,7 @@ def _methods(entries: Any, source: str) -> tuple[MethodSpec, ...]:
             raise SpecError(f"{where}.{swept} is an empty list; give at least one value")
         for value in variants:
             settings = {("kind" if k == "noise" else k): v for k, v in entry.items()
-                        if k not in ("label", "kind")}
+                        if k not in ("label", "kind", "train_chip")}
             name = label
             if value is not None:
                 settings[swept] = _schedule(value, f"{where}.{swept}")
@@ -179,7 +188,7 @@ def _methods(entries: Any, source: str) -> tuple[MethodSpec, ...]:
                     **settings)
             except (TypeError, ValueError) as error:
                 raise SpecError(f"{where}: {error}") from None
-            specs.append(MethodSpec(name, method))
+            specs.append(MethodSpec(name, method, train_chip))
     labels = [s.label for s in specs]
     duplicate = next((label for label in labels if labels.count(label) > 1), None)
     if duplicate:
