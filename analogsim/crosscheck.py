@@ -24,7 +24,7 @@ from analogsim.conversion import convert
 from analogsim.evaluation import Evaluation, evaluate
 from analogsim.programming import drift, program
 from analogsim.seeding import Purpose, derive_seed, make_generator, time_key
-from analogsim.training import trained_digits_mlp
+from analogsim.train.reference import trained_digits_mlp
 
 
 @dataclass(frozen=True)

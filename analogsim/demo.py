@@ -19,7 +19,7 @@ from analogsim.evaluation import evaluate
 from analogsim.programming import drift, program
 from analogsim.report import write_report
 from analogsim.results import ResultsWriter
-from analogsim.training import trained_digits_mlp
+from analogsim.train.reference import trained_digits_mlp
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ class ResultsWriter:
     def __init__(self, path: str | Path, command: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.path, "w")
+        self.file = h5py.File(self.path, "w", locking=False)  # one writer; readers may watch
         self.file.attrs.update(
             {
                 "format": FORMAT,

@@ -35,9 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import analogsim as asim
-from analogsim import datasets, models
 from analogsim.backends.aihwkit_backend import rpu_config
-from analogsim.training import train_classifier
+from analogsim.train.reference import trained_digits_mlp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, also when imported
 from bench_tile import floor_forward
@@ -132,11 +131,7 @@ def sweep(model, chip, test, backend, tile, instances) -> tuple[dict[str, float]
 
 def bench_sweep(chip, instances, epochs, repeats) -> dict[str, float]:
     """The Monte-Carlo sweep on each backend (best total of ``repeats``); returns speed-ups."""
-    torch.manual_seed(0)  # the script owns the global RNG: model initialisation
-    data = datasets.load("digits", seed=0)
-    model = models.create("mlp", in_features=data.input_shape[0], hidden=(64, 64),
-                          num_classes=data.num_classes)
-    train_classifier(model, data.x_train, data.y_train, epochs=epochs, seed=0)
+    model, data = trained_digits_mlp(seed=0, epochs=epochs)
     test = (data.x_test, data.y_test)
     digital = asim.evaluate(model, test).mean
     print(f"\nMonte-Carlo sweep: digits MLP 64-64-64-10 ({epochs} epochs, digital accuracy "

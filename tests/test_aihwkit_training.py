@@ -23,7 +23,7 @@ from analogsim.backends.aihwkit_training import (
     train_in_memory,
 )
 from analogsim.errors import AnalogsimError, ConversionError, ShapeError
-from analogsim.training import train_classifier
+from analogsim.train import Standard, TrainingConfig, fit
 
 pytestmark = pytest.mark.aihwkit
 
@@ -66,7 +66,8 @@ def in_memory(digits, fresh_mlp):
 def test_in_memory_training_learns_and_trails_digital(digits, fresh_mlp, in_memory):
     result, _, _ = in_memory
     digital = copy.deepcopy(fresh_mlp)
-    train_classifier(digital, digits.x_train, digits.y_train, seed=0)
+    fit(digital, digits, Standard(), TrainingConfig(epochs=30, batch_size=64, optimizer="adam",
+                                                    learning_rate=1e-2, weight_decay=0.0))
     with torch.no_grad():
         digital_accuracy = (digital(digits.x_test).argmax(1) == digits.y_test).double().mean()
     accuracy = result.accuracy(digits.x_test, digits.y_test)
