@@ -83,7 +83,7 @@ def test_reduced_s1_runs_its_grid(tmp_path):
     spec_file = reduced(REPRODUCE / "s1_incorruptible.toml", tmp_path)
     spec = load_spec(spec_file)
     labels = [m.label for m in spec.methods]
-    assert "rwp_sigma=0.3" in labels and "sam_rho=0.2" in labels and "rwp_ramp_0.2" in labels
+    assert "rwp_sigma=0.15" in labels and "sam_rho=0.2" in labels and "rwp_ramp_0.1" in labels
     done = subprocess.run([sys.executable, "-m", "analogsim.cli", "run", str(spec_file),
                            "--quiet", "-o", str(tmp_path / "s1.h5"), "--report",
                            str(tmp_path / "report")], capture_output=True, text=True)

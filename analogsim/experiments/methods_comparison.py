@@ -10,6 +10,10 @@ beside the results file, so an interrupted run resumes. Then:
 - ``chip`` (when the spec names a card): accuracy[method, time, replicate] of the trained
   model converted onto the card, replicates being (seed, chip instance) pairs;
 - ``training_time``: seconds[method, seed] of training (the S0 time ratios).
+
+A training that diverges (non-finite weights) is a result, not an error: its attack accuracy
+is measured as it is (chance), its chip accuracy is left unmeasured, and the runs' attribute
+``diverged`` lists it.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ def run_methods_comparison(
                                  len(seeds), evaluation.attack_draws), np.nan)
         chip_values = np.full((len(labels), len(evaluation.chip_times_s), len(seeds),
                                evaluation.chip_instances), np.nan)
+        diverged: list[str] = []
         for i, method_spec in enumerate(tqdm(spec.methods, desc="methods",
                                              disable=not progress)):
             seconds = []
@@ -89,7 +94,11 @@ def run_methods_comparison(
                     attack_values[i, j, s] = attack_accuracy(
                         model, test, sigma, evaluation.attack_kind,
                         evaluation.attack_draws, generator)
-                if chip_run is not None:
+                if not all(torch.isfinite(p).all() for p in model.parameters()):
+                    log.warning("training %s, seed %d diverged (non-finite weights); its "
+                                "chip accuracies are left unmeasured", method_spec.label, seed)
+                    diverged.append(f"{method_spec.label} seed {seed}")
+                elif chip_run is not None:
                     analog = convert(model, evaluation.chip)
                     program(analog, seed=seed, instances=evaluation.chip_instances)
                     for j, t in enumerate(evaluation.chip_times_s):
@@ -101,6 +110,9 @@ def run_methods_comparison(
                 for j in range(len(evaluation.chip_times_s)):
                     chip_run.write_point((i, j), accuracy=chip_values[i, j].reshape(-1))
             timing.write_point((i,), seconds=seconds)
+            for run in (attack, chip_run):
+                if run is not None:
+                    run.group.attrs["diverged"] = ", ".join(diverged) or "none"
     return results_path
 
 
