@@ -57,13 +57,18 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
     else:
         mean, low, high = (a.reshape(-1, a.shape[-1]) for a in (mean, low, high))
         lead = dims[0]
-        labels = [f"{lead.replace('_', ' ')} = {v}" for v in run.axes[lead]]
+        labels = [str(v) if lead == "method" else f"{lead.replace('_', ' ')} = {v}"
+                  for v in run.axes[lead]]
     numeric = x.dtype.kind in "fiu"
     positions = x if numeric else np.arange(len(x))
-    figure, axes = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    for m, lo, hi, label in zip(mean, low, high, labels, strict=True):
-        axes.plot(positions, 100 * m, marker="o", label=label)
-        axes.fill_between(positions, 100 * lo, 100 * hi, alpha=0.25)
+    many = len(labels) > 6
+    figure, axes = plt.subplots(figsize=(9.5 if many else 7, 4.5), layout="constrained")
+    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10").colors
+    for index, (m, lo, hi, label) in enumerate(zip(mean, low, high, labels, strict=True)):
+        colour = colours[index % len(colours)]
+        axes.plot(positions, 100 * m, marker="o", label=label, color=colour)
+        axes.fill_between(positions, 100 * lo, 100 * hi, alpha=0.15 if many else 0.25,
+                          color=colour)
     if numeric and _spans_decades(x):
         axes.set_xscale("log")
         if x_axis.startswith("time"):
@@ -77,13 +82,22 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
                      label="digital model")
     axes.set_xlabel(_axis_label(run, x_axis) if not x_axis.startswith("time") else
                     "time after programming")
-    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over chip instances)")
-    axes.set_title(run.attrs.get("title", run.name))
+    over = "chip instances" if dims_last(run, metric) == "instance" else "replicates"
+    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over {over})")
+    axes.set_title(run.attrs.get("title", run.name), fontsize="medium")
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend()
+    if many:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    else:
+        axes.legend()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def dims_last(run: RunData, metric: str) -> str:
+    """The name of the metric's last (replicate) axis."""
+    return run.dims[metric][-1]
 
 
 def plot_heatmap(run: RunData, path: Path, metric: str = "accuracy") -> Path:
