@@ -111,6 +111,7 @@ class Trainee:
         """What fit does per epoch before its test evaluation (mnist5k needs no augmentation)."""
         ctx, method = self.ctx, self.method
         ctx.model.train()
+        ctx.epoch = self.epoch
         method.start_epoch(ctx, self.epoch)
         total_loss, correct, samples, norms = 0.0, 0, 0, []
         for x, y in itertools.islice(datasets.batches(data.x_train, data.y_train, batch_size,

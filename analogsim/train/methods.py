@@ -28,7 +28,7 @@ from torch import nn
 from analogsim.train import perturbation
 from analogsim.train.perturbation import NoiseKind
 from analogsim.train.sam import SAM
-from analogsim.train.schedules import Constant, Schedule
+from analogsim.train.schedules import Schedule, as_schedule, value_at
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -51,6 +51,7 @@ class TrainingContext:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     step_index: int = 0
+    epoch: int = 0  # the 0-indexed epoch in progress, set by the trainer
 
 
 def gradient_norm(parameters: Iterator[nn.Parameter] | list[nn.Parameter]) -> float:
@@ -130,23 +131,23 @@ class NoiseAware(Method):
     kind: NoiseKind = "absolute"
     name: str = field(default="noise_aware", init=False)
 
-    def _sigma(self, epoch: int) -> float:
-        return self.sigma(epoch) if callable(self.sigma) else float(self.sigma)
+    def __post_init__(self) -> None:
+        self._schedule = as_schedule(self.sigma)
 
     def start_epoch(self, ctx: TrainingContext, epoch: int) -> None:
-        self._epoch = epoch
         if self.mode == "persistent_per_epoch":
             weights = perturbation.perturbable_weights(ctx.model)
+            sigma = value_at(self._schedule, epoch, ctx.step_index)
             perturbation.add_(weights, perturbation.draw_perturbations(
-                weights, self._sigma(epoch), self.kind, ctx.generator))
+                weights, sigma, self.kind, ctx.generator))
 
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
         if self.mode == "persistent_per_epoch":
             return _plain_step(ctx, x, y)
         ctx.optimizer.zero_grad()
         weights = perturbation.perturbable_weights(ctx.model)
-        noise = perturbation.draw_perturbations(weights, self._sigma(self._epoch), self.kind,
-                                                ctx.generator)
+        sigma = value_at(self._schedule, ctx.epoch, ctx.step_index)
+        noise = perturbation.draw_perturbations(weights, sigma, self.kind, ctx.generator)
         with perturbation.perturbed(weights, noise):
             loss, logits = _forward_backward(ctx, x, y)
         outcome = _outcome(ctx, loss, logits, y)
@@ -189,12 +190,12 @@ class Sharpness(Method):
     bypass_batch_norm: bool = True
     name: str = field(default="sam", init=False)
 
-    def _rho(self, index: int) -> float:
-        return self.rho(index) if callable(self.rho) else float(self.rho)
+    def __post_init__(self) -> None:
+        self._schedule = as_schedule(self.rho)
 
     def make_optimizer(self, model: nn.Module, optimizer_class: type[torch.optim.Optimizer],
                        **kwargs: float) -> torch.optim.Optimizer:
-        return SAM(model.named_parameters(), optimizer_class, rho=self._rho(0),
+        return SAM(model.named_parameters(), optimizer_class, rho=self._schedule(0),
                    adaptive=self.adaptive, eta=self.eta, weight_only=self.weight_only,
                    **kwargs)
 
@@ -203,15 +204,15 @@ class Sharpness(Method):
             group["rho"] = value
 
     def start_epoch(self, ctx: TrainingContext, epoch: int) -> None:
-        if not (callable(self.rho) and self.rho.unit == "step"):
-            self._set_rho(ctx, self._rho(epoch))
+        if self._schedule.unit == "epoch":
+            self._set_rho(ctx, self._schedule(epoch))
 
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
         optimizer = ctx.optimizer
         if not isinstance(optimizer, SAM):
             raise TypeError("Sharpness needs the SAM optimiser of its make_optimizer")
-        if callable(self.rho) and self.rho.unit == "step":
-            self._set_rho(ctx, self._rho(ctx.step_index))
+        if self._schedule.unit == "step":
+            self._set_rho(ctx, self._schedule(ctx.step_index))
         if all(group["rho"] == 0 for group in optimizer.param_groups):
             # ε = 0: the second pass would repeat the first (and BN is bypassed on it)
             return _plain_step(ctx, x, y, optimizer.base_optimizer)
@@ -258,14 +259,10 @@ class RandomWeightPerturbation(Method):
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.kind not in perturbation.NOISE_KINDS:
             raise ValueError(f"kind must be one of {perturbation.NOISE_KINDS}, got {self.kind!r}")
-        self._schedule = self.sigma if callable(self.sigma) else Constant(float(self.sigma))
-
-    def start_epoch(self, ctx: TrainingContext, epoch: int) -> None:
-        self._epoch = epoch
+        self._schedule = as_schedule(self.sigma)
 
     def current_sigma(self, ctx: TrainingContext) -> float:
-        index = ctx.step_index if self._schedule.unit == "step" else self._epoch
-        return self._schedule(index)
+        return value_at(self._schedule, ctx.epoch, ctx.step_index)
 
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
         ctx.optimizer.zero_grad()

@@ -72,3 +72,13 @@ class Staircase:
 def multi_step_sam_rho() -> Staircase:
     """S0's multi-step SAM: ρ from 0, +0.02 every 10 epochs."""
     return Staircase(increment=0.02, every=10)
+
+
+def as_schedule(value: float | Schedule) -> Schedule:
+    """A schedule for a number or a schedule (a number becomes :class:`Constant`)."""
+    return value if callable(value) else Constant(float(value))
+
+
+def value_at(schedule: Schedule, epoch: int, step: int) -> float:
+    """The schedule's value at this 0-indexed epoch or optimiser step, as its unit says."""
+    return schedule(step if schedule.unit == "step" else epoch)

@@ -173,6 +173,7 @@ def fit(
                       disable=not progress, leave=False):
         started = time.perf_counter()
         model.train()
+        ctx.epoch = epoch
         method.start_epoch(ctx, epoch)
         total_loss, correct, norms = 0.0, 0, []
         for x, y in batches(data.x_train, data.y_train, config.batch_size, shuffle=True,
