@@ -105,6 +105,27 @@ def _plain_step(ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor,
     return outcome
 
 
+def _perturbed_step(ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor, sigma: float,
+                    kind: NoiseKind, alpha: float) -> StepOutcome:
+    """Gradient of (1 − α) L(w) + α L(w + ε) with fresh ε, weights restored, then the step.
+
+    The reported loss is the clean one when α < 1, the perturbed one otherwise.
+    """
+    ctx.optimizer.zero_grad()
+    weights = perturbation.perturbable_weights(ctx.model)
+    loss = logits = None
+    if alpha < 1.0:
+        loss, logits = _forward_backward(ctx, x, y, weight=1.0 - alpha)
+    noise = perturbation.draw_perturbations(weights, sigma, kind, ctx.generator)
+    with perturbation.perturbed(weights, noise):
+        noisy_loss, noisy_logits = _forward_backward(ctx, x, y, weight=alpha)
+    if loss is None:
+        loss, logits = noisy_loss, noisy_logits
+    outcome = _outcome(ctx, loss, logits, y)
+    ctx.optimizer.step()
+    return outcome
+
+
 class Standard(Method):
     """Forward, backward, optimiser step."""
 
@@ -144,15 +165,8 @@ class NoiseAware(Method):
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
         if self.mode == "persistent_per_epoch":
             return _plain_step(ctx, x, y)
-        ctx.optimizer.zero_grad()
-        weights = perturbation.perturbable_weights(ctx.model)
         sigma = value_at(self._schedule, ctx.epoch, ctx.step_index)
-        noise = perturbation.draw_perturbations(weights, sigma, self.kind, ctx.generator)
-        with perturbation.perturbed(weights, noise):
-            loss, logits = _forward_backward(ctx, x, y)
-        outcome = _outcome(ctx, loss, logits, y)
-        ctx.optimizer.step()
-        return outcome
+        return _perturbed_step(ctx, x, y, sigma, self.kind, alpha=1.0)
 
     def describe(self) -> dict[str, object]:
         return {"method": self.name, "sigma": repr(self.sigma), "mode": self.mode,
@@ -265,20 +279,7 @@ class RandomWeightPerturbation(Method):
         return value_at(self._schedule, ctx.epoch, ctx.step_index)
 
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
-        ctx.optimizer.zero_grad()
-        weights = perturbation.perturbable_weights(ctx.model)
-        loss = logits = None
-        if self.alpha < 1.0:
-            loss, logits = _forward_backward(ctx, x, y, weight=1.0 - self.alpha)
-        noise = perturbation.draw_perturbations(weights, self.current_sigma(ctx), self.kind,
-                                                ctx.generator)
-        with perturbation.perturbed(weights, noise):
-            noisy_loss, noisy_logits = _forward_backward(ctx, x, y, weight=self.alpha)
-        if loss is None:
-            loss, logits = noisy_loss, noisy_logits
-        outcome = _outcome(ctx, loss, logits, y)
-        ctx.optimizer.step()
-        return outcome
+        return _perturbed_step(ctx, x, y, self.current_sigma(ctx), self.kind, self.alpha)
 
     def describe(self) -> dict[str, object]:
         return {"method": self.name, "sigma": repr(self.sigma), "kind": self.kind,
