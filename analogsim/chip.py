@@ -324,6 +324,22 @@ class Chip:
         """A copy with overrides applied and validated (same keys as :func:`load_chip`)."""
         return chip_from_dict(apply_overrides(chip_to_dict(self), overrides))
 
+    def value(self, key: str) -> Any:
+        """The value of one field, named as an override is (``"adc.bits"``, ``"adc_bits"``,
+        ``"read_noise_scale"``).
+
+        Raises:
+            CardError: the key names no field of this card (e.g. ``drift.scale`` when the
+                card has no drift law).
+        """
+        section, name = _override_target(_ALIASES.get(key, key), chip_to_dict(self))
+        owner = getattr(self, section)
+        if not hasattr(owner, name):
+            law = getattr(owner, "law", None)
+            raise CardError(f"card {self.name!r} has no field {section}.{name}"
+                            + (f" (its {section} law is {law!r})" if law else ""))
+        return getattr(owner, name)
+
     def to_toml(self) -> str:
         """The card as TOML text; ``chip_from_toml(chip.to_toml()) == chip``."""
         return tomli_w.dumps(chip_to_dict(self))

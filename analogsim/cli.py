@@ -90,13 +90,13 @@ def _crosscheck(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from analogsim.experiments.methods_comparison import run_methods_comparison
+    from analogsim.experiments.run import run_spec
     from analogsim.experiments.spec import load_spec
     from analogsim.report import write_report
 
     spec = load_spec(args.spec)
     results = Path(args.output or Path("results") / f"{spec.name}.h5")
-    run_methods_comparison(spec, results, progress=not args.quiet)
+    run_spec(spec, results, progress=not args.quiet)
     index = write_report(results, args.report or Path("report") / spec.name)
     _say(args, f"results: {results}\nreport:  {index}")
 

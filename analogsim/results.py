@@ -115,7 +115,7 @@ class ResultsWriter:
         self,
         name: str,
         axes: Mapping[str, Sequence[Any]],
-        metrics: Sequence[str] = ("accuracy",),
+        metrics: Sequence[str] | Mapping[str, Sequence[str]] = ("accuracy",),
         units: Mapping[str, str] | None = None,
         attrs: Mapping[str, Any] | None = None,
         point_axes: int | None = None,
@@ -124,7 +124,9 @@ class ResultsWriter:
 
         Args:
             axes: axis name → values, in order; e.g. {"time": [...], "instance": range(K)}.
-            metrics: one dataset per name, shaped by the axes, NaN-filled.
+            metrics: one dataset per name, NaN-filled, shaped by all the axes; or a mapping
+                name → the axes it spans (a subset, in order), for tables that live beside the
+                main metric, e.g. {"accuracy": ("site", "sigma", "seed"), "mu": ("site",)}.
             units: axis or metric name → unit string.
             attrs: run attributes (numbers, strings).
             point_axes: how many leading axes index a point (default: all but the last, whose
@@ -145,9 +147,16 @@ class ResultsWriter:
                 dataset = axes_group.create_dataset(axis, data=array)
             dataset.attrs["unit"] = units.get(axis, "")
             shape.append(len(array))
-        for metric in metrics:
-            dataset = group.create_dataset(metric, shape=shape, dtype="f8", fillvalue=np.nan)
-            dataset.attrs["axes"] = list(axes)
+        spans = dict(metrics) if isinstance(metrics, Mapping) else {m: tuple(axes) for m in metrics}
+        sizes = dict(zip(axes, shape, strict=True))
+        for metric, dims in spans.items():
+            unknown = [d for d in dims if d not in sizes]
+            if unknown:
+                raise ValueError(f"metric {metric!r} spans unknown axis {unknown[0]!r}; the run's "
+                                 f"axes are {list(axes)}")
+            dataset = group.create_dataset(metric, shape=[sizes[d] for d in dims], dtype="f8",
+                                           fillvalue=np.nan)
+            dataset.attrs["axes"] = list(dims)
             dataset.attrs["unit"] = units.get(metric, "")
         point_shape = shape[: len(shape) - 1 if point_axes is None else point_axes]
         group.create_dataset("done", shape=point_shape or (1,), dtype=bool, fillvalue=False)
@@ -170,6 +179,12 @@ class Run:
         for metric, value in values.items():
             self.group[metric][index] = np.asarray(value)
         self.group["done"][index or (0,)] = True
+        self.writer.file.flush()
+
+    def write_table(self, name: str, values: Any) -> None:
+        """Write a whole metric at once (e.g. a per-site fit table) and flush; ``done`` is
+        left to :meth:`write_point`."""
+        self.group[name][...] = np.asarray(values)
         self.writer.file.flush()
 
 

@@ -21,6 +21,7 @@ class Purpose(enum.IntEnum):
     FORWARD = 2
     READOUT = 3
     TRAINING = 4
+    ACTIVATION_NOISE = 5
 
 
 @functools.lru_cache(maxsize=65536)

@@ -120,7 +120,7 @@ kind = "standard"
     (('kind = "standard"', 'kind = "adam"'), r"methods\[0\]\.kind must be one of"),
     (("epochs = 1", "epochs = 0"), r"epochs and batch_size must be ≥ 1"),
     (("epochs = 1", "epochs = 1\nlr = 3"), r"unknown key 'lr'"),
-    (('kind = "methods"', 'kind = "sweep"'), r"experiment\.kind must be one of"),
+    (('kind = "methods"', 'kind = "sweeps"'), r"experiment\.kind must be one of"),
     (('[[methods]]\nkind = "standard"', '[[methods]]\nkind = "sam"\nrho = []'),
      r"methods\[0\]"),
 ], ids=["model", "dataset", "method", "epochs", "unknown-key", "kind", "empty-axis"])

@@ -25,16 +25,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from analogsim import datasets, models
-from analogsim.conversion import convert, to_digital
+from analogsim.conversion import convert
 from analogsim.evaluation import evaluate
-from analogsim.experiments.spec import MethodSpec, MethodsSpec
+from analogsim.experiments.methods_spec import MethodsSpec
+from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.programming import drift, program
 from analogsim.results import ResultsWriter
 from analogsim.seeding import Purpose, make_generator
-from analogsim.train import TrainingConfig, fit
 from analogsim.train.perturbation import attack_accuracy
-from analogsim.train.trainer import TrainingHistory, create_history_run
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +43,11 @@ def run_methods_comparison(
     """Run every training and evaluation the spec declares; returns the results file."""
     results_path = Path(results_path)
     checkpoints = results_path.with_suffix(".checkpoints")
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    data = datasets.load(spec.dataset, seed=spec.data_seed, root=spec.data_root)
+    data = load_data(spec.setup)
     test = (data.x_test, data.y_test)
     evaluation = spec.evaluation
     labels = [m.label for m in spec.methods]
-    seeds = spec.seeds
+    seeds = spec.setup.seeds
     with ResultsWriter(results_path) as writer:
         writer.add_config("spec", spec.text)
         attack = writer.create_run(
@@ -86,9 +83,11 @@ def run_methods_comparison(
                                              disable=not progress)):
             seconds = []
             for s, seed in enumerate(seeds):
-                model, history = _train(spec, method_spec, seed, data, writer, checkpoints,
-                                        progress)
-                seconds.append(float(sum(history.seconds)))
+                model, history = trained_model(
+                    spec.setup, seed, data, writer, checkpoints, method=method_spec.method,
+                    label=method_spec.label, train_chip=method_spec.train_chip,
+                    progress=progress)
+                seconds.append(sum(history.seconds) if history is not None else np.nan)
                 generator = make_generator(seed, Purpose.FORWARD, 1000 + i)
                 for j, sigma in enumerate(evaluation.attack_sigmas):
                     attack_values[i, j, s] = attack_accuracy(
@@ -114,19 +113,3 @@ def run_methods_comparison(
                 if run is not None:
                     run.group.attrs["diverged"] = ", ".join(diverged) or "none"
     return results_path
-
-
-def _train(spec: MethodsSpec, method_spec: MethodSpec, seed: int, data: datasets.DataSplit,
-           writer: ResultsWriter, checkpoints: Path,
-           progress: bool) -> tuple[torch.nn.Module, TrainingHistory]:
-    """Train one (method, seed) from the seed's initialisation; resumes from its checkpoint."""
-    torch.manual_seed(seed)  # the runner owns the global RNG: model initialisation
-    model = models.create(spec.model, **spec.model_options)
-    if method_spec.train_chip is not None:  # hardware-aware: train through the tiles
-        model = convert(model, method_spec.train_chip)
-    config = TrainingConfig(**{**spec.training.__dict__, "seed": seed})
-    name = f"train_{method_spec.label}_seed{seed}"
-    run = create_history_run(writer, name, config, method_spec.method)
-    history = fit(model, data, method_spec.method, config, run=run,
-                  checkpoint=checkpoints / f"{name}.pt", progress=progress)
-    return (to_digital(model) if method_spec.train_chip is not None else model), history

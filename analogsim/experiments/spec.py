@@ -1,279 +1,57 @@
-"""Experiment specs: TOML files validated into frozen dataclasses.
+"""Experiment specs: TOML files, validated into frozen dataclasses by kind.
 
-A spec of kind ``methods`` (robust-training comparisons, S0 and S1)::
+``[experiment] kind`` says which experiment a spec declares; each kind has its own module:
 
-    [experiment]
-    name = "s0_mnist5k"            # the results file is <name>.h5 unless told otherwise
-    kind = "methods"
-    description = "..."
+- ``methods`` (:mod:`.methods_spec`): train with several robust-training methods and seeds,
+  evaluate under weight attack and on a chip (S0, S1);
+- ``sweep`` (:mod:`.chip_spec`): a model over a grid of card fields × drift times × chip
+  instances;
+- ``walking_noise`` (:mod:`.walking_spec`): global and layer-wise activation-noise sweeps,
+  midpoint fits and guided multi-execution (S2);
+- ``budget`` (:mod:`.budget_spec`): the per-layer noise budget of a model on a card.
 
-    [data]
-    dataset = "mnist5k"            # analogsim.datasets.list_datasets()
-    seed = 0                       # split seed
-    root = "..."                   # for user-supplied files (mnist, cifar10, svhn)
-
-    [model]
-    name = "lenet5"                # analogsim.models.list_models()
-    options = { input_shape = [1, 28, 28] }
-
-    [training]                     # analogsim.train.TrainingConfig fields, plus seeds
-    epochs = 20
-    seeds = [0, 1, 2]
-
-    [[methods]]                    # one table per method; a list value of sigma or rho
-    label = "sam"                  # expands into one method per value
-    kind = "sam"                   # standard | noise_aware | sam | rwp
-    train_chip = "pcm"             # optional: train through this card (hardware-aware)
-    rho = 0.5                      # rwp/noise_aware: sigma, noise (the σ scaling), alpha, mode
-
-    [evaluation]
-    attack_sigmas = [0.0, 0.05, 0.1]   # Gaussian weight attack (absolute, per S0)
-    attack_kind = "absolute"           # or additive_maxabs, multiplicative, filterwise_norm
-    attack_draws = 3
-    chip = "pcm"                       # optional: also evaluate on this card ...
-    chip_times_s = [86400.0]           # ... after these times ...
-    chip_instances = 8                 # ... over this many instances
-
-Schedules are tables: ``rho = { schedule = "staircase", increment = 0.02, every = 10 }`` or
-``sigma = { schedule = "ramp", end = 0.1, length = 20 }``. Every error names the key, the
-value and what was expected.
+Specs are data, never code. Every error names the key, the value and what was expected.
 """
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from analogsim import datasets, models
-from analogsim.chip import load_chip
 from analogsim.errors import SpecError
-from analogsim.train import (
-    Method,
-    NoiseAware,
-    Ramp,
-    RandomWeightPerturbation,
-    Sharpness,
-    Staircase,
-    Standard,
-    TrainingConfig,
-)
-from analogsim.train.perturbation import NOISE_KINDS
+from analogsim.experiments.budget_spec import BudgetSpec, parse_budget_spec
+from analogsim.experiments.chip_spec import SweepSpec, parse_sweep_spec
+from analogsim.experiments.methods_spec import MethodsSpec, parse_methods_spec
+from analogsim.experiments.spec_fields import read_toml, table
+from analogsim.experiments.walking_spec import WalkingNoiseSpec, parse_walking_spec
 
-SPEC_KINDS = ("methods",)
-METHOD_KINDS = ("standard", "noise_aware", "sam", "rwp")
+Spec = MethodsSpec | SweepSpec | WalkingNoiseSpec | BudgetSpec
 
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One method to train with, under a label that names it in the results.
-
-    ``train_chip`` names a card to train on: the model is converted onto it first, so the
-    method runs through the tiles' forward non-idealities (hardware-aware training).
-    """
-
-    label: str
-    method: Method
-    train_chip: str | None = None
+_PARSERS = {
+    "methods": parse_methods_spec,
+    "sweep": parse_sweep_spec,
+    "walking_noise": parse_walking_spec,
+    "budget": parse_budget_spec,
+}
+SPEC_KINDS = tuple(_PARSERS)
 
 
-@dataclass(frozen=True)
-class EvaluationSpec:
-    attack_sigmas: tuple[float, ...]
-    attack_kind: str
-    attack_draws: int
-    chip: str | None
-    chip_times_s: tuple[float, ...]
-    chip_instances: int
-
-
-@dataclass(frozen=True)
-class MethodsSpec:
-    """A validated spec of kind ``methods``."""
-
-    name: str
-    description: str
-    dataset: str
-    data_seed: int
-    data_root: str | None
-    model: str
-    model_options: dict[str, Any]
-    training: TrainingConfig
-    seeds: tuple[int, ...]
-    methods: tuple[MethodSpec, ...]
-    evaluation: EvaluationSpec
-    text: str  # the spec's TOML, stored in the results file
-
-
-def _table(data: dict[str, Any], key: str, source: str, required: bool = True) -> dict:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise SpecError(f"{source}: the section [{key}] is missing")
-        return {}
-    if not isinstance(value, dict):
-        raise SpecError(f"{source}: [{key}] must be a table, got {value!r}")
-    return value
-
-
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise SpecError(f"{where}: unknown key {unknown[0]!r}; expected one of {sorted(allowed)}")
-
-
-def _number_list(value: Any, where: str) -> tuple[float, ...]:
-    values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                             for v in values):
-        raise SpecError(f"{where} must be a number or a non-empty list of numbers, got "
-                        f"{value!r}")
-    return tuple(float(v) for v in values)
-
-
-def _schedule(value: Any, where: str) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, dict) or "schedule" not in value:
-        raise SpecError(f"{where} must be a number or a schedule table "
-                        f"{{ schedule = \"ramp\" | \"staircase\", ... }}, got {value!r}")
-    options = {k: v for k, v in value.items() if k != "schedule"}
-    kind = value["schedule"]
-    classes = {"ramp": Ramp, "staircase": Staircase}
-    if kind not in classes:
-        raise SpecError(f"{where}.schedule must be one of {sorted(classes)}, got {kind!r}")
-    try:
-        return classes[kind](**options)
-    except (TypeError, ValueError) as error:
-        raise SpecError(f"{where}: bad {kind} schedule {options!r}: {error}") from None
-
-
-def _methods(entries: Any, source: str) -> tuple[MethodSpec, ...]:
-    if not isinstance(entries, list) or not entries:
-        raise SpecError(f"{source}: [[methods]] must list at least one method")
-    specs: list[MethodSpec] = []
-    # "noise" is the method's noise scaling (its ``kind`` argument; "kind" names the method)
-    options = {"standard": set(), "noise_aware": {"sigma", "mode", "noise"},
-               "sam": {"rho", "adaptive", "eta", "weight_only", "bypass_batch_norm"},
-               "rwp": {"sigma", "noise", "alpha"}}
-    for i, entry in enumerate(entries):
-        where = f"{source}: methods[{i}]"
-        if not isinstance(entry, dict):
-            raise SpecError(f"{where} must be a table, got {entry!r}")
-        kind = entry.get("kind")
-        if kind not in METHOD_KINDS:
-            raise SpecError(f"{where}.kind must be one of {list(METHOD_KINDS)}, got {kind!r}")
-        _check_keys(entry, {"label", "kind", "train_chip"} | options[kind], where)
-        train_chip = entry.get("train_chip")
-        if train_chip is not None:
-            load_chip(train_chip)  # a bad card fails now, with its own message
-        label = str(entry.get("label", kind))
-        swept = "rho" if kind == "sam" else "sigma"
-        values = entry.get(swept)
-        variants = values if isinstance(values, list) else [values]
-        if not variants:
-            raise SpecError(f"{where}.{swept} is an empty list; give at least one value")
-        for value in variants:
-            settings = {("kind" if k == "noise" else k): v for k, v in entry.items()
-                        if k not in ("label", "kind", "train_chip")}
-            name = label
-            if value is not None:
-                settings[swept] = _schedule(value, f"{where}.{swept}")
-                if isinstance(values, list):
-                    name = f"{label}_{swept}={value}"
-            try:
-                method: Method = {"standard": Standard, "noise_aware": NoiseAware,
-                                  "sam": Sharpness, "rwp": RandomWeightPerturbation}[kind](
-                    **settings)
-            except (TypeError, ValueError) as error:
-                raise SpecError(f"{where}: {error}") from None
-            specs.append(MethodSpec(name, method, train_chip))
-    labels = [s.label for s in specs]
-    duplicate = next((label for label in labels if labels.count(label) > 1), None)
-    if duplicate:
-        raise SpecError(f"{source}: two methods are labelled {duplicate!r}; give each a label")
-    return tuple(specs)
-
-
-def load_spec(path: str | Path) -> MethodsSpec:
-    """Read and validate a spec file.
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file of any kind.
 
     Raises:
         SpecError: naming the key, the value and what was expected.
+        CardError: a card the spec names is invalid.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError(f"{path}: not valid TOML ({error})") from None
+    text, data = read_toml(path)
     source = str(path)
-    _check_keys(data, {"experiment", "data", "model", "training", "methods", "evaluation"},
-                source)
-    experiment = _table(data, "experiment", source)
+    experiment = table(data, "experiment", source)
     kind = experiment.get("kind")
-    if kind not in SPEC_KINDS:
+    if kind not in _PARSERS:
         raise SpecError(f"{source}: experiment.kind must be one of {list(SPEC_KINDS)}, got "
                         f"{kind!r}")
-    _check_keys(experiment, {"name", "kind", "description"}, f"{source}: [experiment]")
-    data_table = _table(data, "data", source)
-    _check_keys(data_table, {"dataset", "seed", "root"}, f"{source}: [data]")
-    dataset = data_table.get("dataset")
-    if dataset not in datasets.list_datasets():
-        raise SpecError(f"{source}: data.dataset must be one of {datasets.list_datasets()}, "
-                        f"got {dataset!r}")
-    model_table = _table(data, "model", source)
-    _check_keys(model_table, {"name", "options"}, f"{source}: [model]")
-    if model_table.get("name") not in models.list_models():
-        raise SpecError(f"{source}: model.name must be one of {models.list_models()}, got "
-                        f"{model_table.get('name')!r}")
-    training_table = dict(_table(data, "training", source))
-    seeds = training_table.pop("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and s >= 0 for s in seeds):
-        raise SpecError(f"{source}: training.seeds must be a non-empty list of non-negative "
-                        f"integers, got {seeds!r}")
-    if "augment" in training_table:
-        training_table["augment"] = tuple(training_table["augment"])
-    allowed = set(TrainingConfig.__dataclass_fields__) - {"seed"}
-    _check_keys(training_table, allowed, f"{source}: [training]")
-    try:
-        training = TrainingConfig(**training_table)
-    except (TypeError, ValueError) as error:
-        raise SpecError(f"{source}: [training]: {error}") from None
-    evaluation = _table(data, "evaluation", source, required=False)
-    _check_keys(evaluation, {"attack_sigmas", "attack_kind", "attack_draws", "chip",
-                             "chip_times_s", "chip_instances"}, f"{source}: [evaluation]")
-    attack_kind = evaluation.get("attack_kind", "absolute")
-    if attack_kind not in NOISE_KINDS:
-        raise SpecError(f"{source}: evaluation.attack_kind must be one of {list(NOISE_KINDS)}, "
-                        f"got {attack_kind!r}")
-    draws = evaluation.get("attack_draws", 1)
-    instances = evaluation.get("chip_instances", 8)
-    for key, value in (("attack_draws", draws), ("chip_instances", instances)):
-        if not isinstance(value, int) or value < 1:
-            raise SpecError(f"{source}: evaluation.{key} must be a positive integer, got "
-                            f"{value!r}")
-    chip = evaluation.get("chip")
-    if chip is not None:
-        load_chip(chip)  # fails now, with the card's own error, rather than after training
-    return MethodsSpec(
-        name=str(experiment.get("name", path.stem)),
-        description=str(experiment.get("description", "")),
-        dataset=dataset, data_seed=int(data_table.get("seed", 0)),
-        data_root=data_table.get("root"),
-        model=model_table["name"], model_options=dict(model_table.get("options", {})),
-        training=training, seeds=tuple(seeds), methods=_methods(data.get("methods"), source),
-        evaluation=EvaluationSpec(
-            attack_sigmas=_number_list(evaluation.get("attack_sigmas", [0.0]),
-                                       f"{source}: evaluation.attack_sigmas"),
-            attack_kind=attack_kind, attack_draws=draws, chip=chip,
-            chip_times_s=_number_list(evaluation.get("chip_times_s", [86400.0]),
-                                      f"{source}: evaluation.chip_times_s"),
-            chip_instances=instances,
-        ),
-        text=text,
-    )
+    allowed = {"name", "kind", "description"}
+    unknown = sorted(set(experiment) - allowed)
+    if unknown:
+        raise SpecError(f"{source}: [experiment]: unknown key {unknown[0]!r}; expected one of "
+                        f"{sorted(allowed)}")
+    return _PARSERS[kind](data, text, source)

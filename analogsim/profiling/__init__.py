@@ -26,6 +26,7 @@ from analogsim.profiling.activation_noise import (
     insert_noise_operators,
     noise_sites,
     remove_noise_operators,
+    reseed_operators,
     set_repetitions,
 )
 from analogsim.profiling.guided import allocate_repetitions, uniform_repetitions
@@ -53,6 +54,7 @@ __all__ = [
     "nearest_half_max_sigma",
     "noise_sites",
     "remove_noise_operators",
+    "reseed_operators",
     "set_repetitions",
     "uniform_repetitions",
 ]

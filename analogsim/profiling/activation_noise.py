@@ -588,9 +588,8 @@ def insert_noise_operators(
 
     # Every check passed: only now touch the model, so that a failure leaves it as it was.
     modules = dict(model.named_modules())
-    for k, (site, operator) in enumerate(zip(sites, operators, strict=True)):
-        seed_k = np.random.SeedSequence(int(seed), spawn_key=(k,)).generate_state(1, np.uint64)
-        operator.reseed(int(seed_k[0]))
+    reseed_operators(operators, seed)
+    for site, operator in zip(sites, operators, strict=True):
         operator.site = site
         if site == MODEL_INPUT:
             operator._hook = model.register_forward_pre_hook(_input_hook(operator))
@@ -598,6 +597,14 @@ def insert_noise_operators(
             operator._hook = modules[site].register_forward_hook(_output_hook(operator))
     logger.debug("inserted %d noise operators at %s", len(operators), sites)
     return operators
+
+
+def reseed_operators(operators: Sequence[NoiseOperator], seed: int) -> None:
+    """Restart operator k's stream from ``SeedSequence(seed, spawn_key=(k,))``: independent
+    streams per operator, reproducible from ``seed`` alone."""
+    for k, operator in enumerate(operators):
+        seed_k = np.random.SeedSequence(int(seed), spawn_key=(k,)).generate_state(1, np.uint64)
+        operator.reseed(int(seed_k[0]))
 
 
 def remove_noise_operators(operators: Sequence[NoiseOperator]) -> None:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from analogsim.report.plots import plot_curves, plot_heatmap, plot_training, summarise
+from analogsim.report.markup import figure_html, heading
+from analogsim.report.plots import plot_training
+from analogsim.report.sections import generic_section
+from analogsim.report.sections_budget import budget_section
+from analogsim.report.sections_profiling import (
+    guided_section,
+    midpoints_section,
+    walking_section,
+)
 from analogsim.results import Results, RunData, load_results
-from analogsim.units import format_duration
 
 log = logging.getLogger(__name__)
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
 td, th { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
@@ -23,63 +29,32 @@ th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
 .note { color: #555; }
+nav li { margin: .1em 0; }
 """
 
+Section = Callable[[RunData, Results, Path], str]
 
-def _figure_for(run: RunData, out_dir: Path) -> Path | None:
-    if "accuracy" not in run.data or not np.isfinite(run.data["accuracy"]).any():
-        return None
-    dims = run.dims["accuracy"]
-    path = out_dir / f"{run.name}.png"
-    if len(dims) == 3 and not any(d.startswith("time") for d in dims[:2]) and all(
-            len(run.axes[d]) > 2 and np.asarray(run.axes[d]).dtype.kind in "fiu"
-            for d in dims[:2]):  # a numeric 2-D grid
-        return plot_heatmap(run, path)
-    if len(dims) >= 2:
-        return plot_curves(run, path)
-    return None
+#: The section of each run ``kind``; any other run gets :func:`.sections.generic_section`.
+_SECTIONS: dict[str, Section] = {
+    "walking_noise": walking_section,
+    "midpoints": midpoints_section,
+    "guided": guided_section,
+    "budget": budget_section,
+}
 
 
-def _axis_value(run: RunData, axis: str, value: object) -> str:
-    """An axis value as a person reads it: durations for times, numbers with their unit."""
-    if axis.startswith("time") and run.units.get(axis) == "s":
-        return format_duration(float(value))
-    unit = run.units.get(axis, "")
-    return f"{value:g} {unit}".strip() if isinstance(value, float) else str(value)
+def _drawn_with_its_source(run: RunData, results: Results) -> bool:
+    """A midpoint fit is drawn in the section of its walking-noise run, when the file has it."""
+    return run.attrs.get("kind") == "midpoints" and run.attrs.get("source_run") in results.runs
 
 
-def _seconds_table(run: RunData) -> str:
-    """Mean seconds per value of the first axis, and the ratio to the first row."""
-    seconds = run.data["seconds"].reshape(run.data["seconds"].shape[0], -1)
-    means = np.nanmean(seconds, axis=1)
-    first = run.dims["seconds"][0]
-    rows = "".join(
-        f"<tr><td>{html.escape(str(label))}</td><td>{mean:.1f} s</td>"
-        f"<td>{mean / means[0]:.2f}×</td></tr>"
-        for label, mean in zip(run.axes[first], means, strict=True))
-    return (f"<table><tr><th>{html.escape(first)}</th><th>mean time</th>"
-            f"<th>vs {html.escape(str(run.axes[first][0]))}</th></tr>{rows}</table>")
-
-
-def _table(run: RunData) -> str:
-    """Mean accuracy and CI per point, as an HTML table."""
-    if "seconds" in run.data and "accuracy" not in run.data:
-        return _seconds_table(run)
-    if "accuracy" not in run.data:
+def _contents(entries: list[tuple[str, str]]) -> str:
+    """Links to the sections, when there are more than two."""
+    if len(entries) <= 2:
         return ""
-    mean, low, high = summarise(run)
-    dims = run.dims["accuracy"][:-1]
-    head = "".join(f"<th>{html.escape(d)}</th>" for d in dims)
-    rows = []
-    for index in np.ndindex(mean.shape):
-        cells = "".join(f"<td>{html.escape(_axis_value(run, d, run.axes[d][i]))}</td>"
-                        for d, i in zip(dims, index, strict=True))
-        value = ("not measured" if not np.isfinite(mean[index]) else
-                 f"{100 * mean[index]:.2f} % [{100 * low[index]:.2f}, {100 * high[index]:.2f}]")
-        rows.append(f"<tr>{cells}<td>{value}</td></tr>")
-    instances = run.data["accuracy"].shape[-1]
-    return (f"<table><tr>{head}<th>accuracy, mean [95 % CI] over {instances} instances</th></tr>"
-            + "".join(rows) + "</table>")
+    links = "".join(f'<li><a href="#{html.escape(anchor)}">{html.escape(title)}</a></li>'
+                    for anchor, title in entries)
+    return f"<nav><ul>{links}</ul></nav>"
 
 
 def _lineage(results: Results) -> str:
@@ -98,24 +73,22 @@ def write_report(results_path: str | Path, out_dir: str | Path) -> Path:
     results = load_results(results_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+    sections, contents = [], []
     training = [run for run in results.runs.values() if "gradient_norm" in run.data]
     if training:
         figure = plot_training(training, out_dir / "training.png")
-        sections.append(f'<h2>Training</h2><img src="{figure.name}" alt="training curves">')
+        sections.append(heading("training", "Training") + figure_html(figure, "training curves"))
+        contents.append(("training", "Training"))
     for run in results.runs.values():
-        if run in training:
+        if "gradient_norm" in run.data or _drawn_with_its_source(run, results):
             continue
-        figure = _figure_for(run, out_dir)
-        parts = [f"<h2>{html.escape(run.attrs.get('title', run.name))}</h2>"]
-        if run.attrs.get("summary"):
-            parts.append(f"<p>{html.escape(run.attrs['summary'])}</p>")
-        if figure is not None:
-            parts.append(f'<img src="{figure.name}" alt="{html.escape(run.name)}">')
-        parts.append(_table(run))
-        sections.append("\n".join(parts))
+        section = _SECTIONS.get(run.attrs.get("kind", ""), generic_section)
+        sections.append(section(run, results, out_dir))
+        contents.append((run.name, run.attrs.get("title", run.name)))
     configs = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>"
                       for name, text in results.config.items())
+    if configs:
+        configs = f"<h2>Configuration</h2>\n{configs}"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>analogsim report: {html.escape(results.path.name)}</title>
@@ -123,10 +96,10 @@ def write_report(results_path: str | Path, out_dir: str | Path) -> Path:
 <h1>analogsim report: {html.escape(results.path.name)}</h1>
 <p class="note">Drawn from {html.escape(str(results.path))} alone; every number below is read
 from that file.</p>
+{_contents(contents)}
 {''.join(sections)}
 <h2>How these results were made</h2>
 {_lineage(results)}
-<h2>Configuration</h2>
 {configs}
 </body></html>
 """

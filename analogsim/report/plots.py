@@ -1,129 +1,167 @@
-"""Figures of runs: accuracy against an axis with a 95 % CI band, or a heat map of a 2-D grid."""
+"""Figures of any run: accuracy against an axis with 95 % CI bands, heat maps of a grid of two
+axes (one panel per value of the others), and training curves."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import colormaps
 
+from analogsim.report.formatting import (
+    axis_label,
+    format_axis_value,
+    is_time,
+    replicates_noun,
+)
+from analogsim.report.layout import panel_grid, save
+from analogsim.report.scales import positions, style_value_axis
+from analogsim.report.summaries import summarise
 from analogsim.results import RunData
-from analogsim.statistics import confidence_interval
-from analogsim.units import format_duration
 
-_TIME_TICKS = (1.0, 60.0, 3600.0, 86400.0, 2592000.0, 31536000.0)  # 1 s … 1 year
-
-
-def summarise(run: RunData, metric: str = "accuracy") -> tuple[np.ndarray, np.ndarray,
-                                                               np.ndarray]:
-    """Mean and 95 % CI bounds over the last (instance) axis; arrays shaped by the other axes."""
-    data = run.data[metric]
-    samples = int(run.attrs.get("test_samples", 1000))
-    flat = data.reshape(-1, data.shape[-1])
-    mean = np.full(flat.shape[0], np.nan)
-    low, high = mean.copy(), mean.copy()
-    for i, row in enumerate(flat):
-        if np.isfinite(row).all():
-            mean[i] = row.mean()
-            low[i], high[i] = confidence_interval(row, samples)
-    shape = data.shape[:-1]
-    return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
+#: More lines than this get a legend outside the axes and lighter bands.
+_MANY_LINES = 6
+#: Heat-map cells up to this many per panel carry their value.
+_ANNOTATED_CELLS = 120
 
 
-def _axis_label(run: RunData, axis: str) -> str:
-    unit = run.units.get(axis, "")
-    return f"{axis.replace('_', ' ')} [{unit}]" if unit else axis.replace("_", " ")
+def reference_lines(run: RunData) -> list[tuple[float, str, str, str]]:
+    """Horizontal references a run's attributes give: the digital model, chance (1/K), and the
+    baseline and tolerance of a noise-budget curve, as (accuracy fraction, label, line style,
+    colour)."""
+    lines = []
+    if "num_classes" in run.attrs:
+        lines.append((1 / float(run.attrs["num_classes"]), "chance (1/K)", ":", "grey"))
+    if "digital_accuracy" in run.attrs:
+        lines.append((float(run.attrs["digital_accuracy"]), "digital model", "--", "black"))
+    if "baseline_accuracy" in run.attrs and "tolerance_pp" in run.attrs:
+        baseline = float(np.mean(run.attrs["baseline_accuracy"]))
+        tolerance = float(run.attrs["tolerance_pp"])
+        lines.append((baseline, "baseline (the card as it is)", "--", "black"))
+        lines.append((baseline - tolerance / 100, f"tolerance (baseline − {tolerance:g} pp)", ":",
+                      "tab:red"))
+    return lines
 
 
-def _spans_decades(values: np.ndarray) -> bool:
-    positive = values[values > 0]
-    return values.dtype.kind in "fiu" and positive.size == values.size and (
-        positive.max() / positive.min() >= 100)
+def _select(array: np.ndarray, dims: Sequence[str], keep: Sequence[str]) -> np.ndarray:
+    """``array`` over the axes ``keep``, in that order; every other axis at its first value."""
+    sub = array[tuple(slice(None) if d in keep else 0 for d in dims)]
+    kept = [d for d in dims if d in keep]
+    return np.transpose(sub, [kept.index(d) for d in keep])
 
 
-def plot_curves(run: RunData, path: Path, metric: str = "accuracy") -> Path:
-    """Metric (in %) against the run's x axis (the second-to-last axis), one line per value of
-    a leading axis, with 95 % CI bands; log x when the axis spans decades."""
+def _fixed(run: RunData, dims: Sequence[str], shown: Sequence[str]) -> str:
+    """'time = 1 s, adc.bits = 6': the axes a figure holds at their first value."""
+    return ", ".join(f"{d} = {format_axis_value(run, d, run.axes[d][0])}"
+                     for d in dims if d not in shown)
+
+
+def plot_curves(run: RunData, path: Path, metric: str = "accuracy", *, x: str | None = None,
+                lines: str | None = None) -> Path:
+    """Mean metric (in %) against axis ``x``, one line per value of axis ``lines``, with 95 %
+    CI bands over the replicates (the last axis).
+
+    Args:
+        x: the x axis (default: the last axis before the replicates). Times are drawn on a
+            log axis as durations; other axes as :func:`.scales.style_value_axis` says.
+        lines: the axis whose values are the lines (default: the first other axis with more
+            than one value; none: one line). Any further axis is held at its first value,
+            which the title names.
+    """
     mean, low, high = summarise(run, metric)
     dims = run.dims[metric][:-1]
-    x_axis = dims[-1]
-    x = np.asarray(run.axes[x_axis])
-    if mean.ndim == 1:
-        mean, low, high = mean[None], low[None], high[None]
+    x = x or dims[-1]
+    if lines is None:
+        lines = next((d for d in dims if d != x and len(run.axes[d]) > 1), None)
+    keep = (lines, x) if lines else (x,)
+    mean, low, high = (_select(a, dims, keep).reshape(-1, len(run.axes[x]))
+                       for a in (mean, low, high))
+    if lines is None:
         labels = [run.name]
     else:
-        mean, low, high = (a.reshape(-1, a.shape[-1]) for a in (mean, low, high))
-        lead = dims[0]
-        labels = [str(v) if lead == "method" else f"{lead.replace('_', ' ')} = {v}"
-                  for v in run.axes[lead]]
-    numeric = x.dtype.kind in "fiu"
-    positions = x if numeric else np.arange(len(x))
-    many = len(labels) > 6
-    figure, axes = plt.subplots(figsize=(9.5 if many else 7, 4.5), layout="constrained")
-    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10").colors
+        labels = [str(v) if lines == "method" else format_axis_value(run, lines, v)
+                  for v in run.axes[lines]]
+    many = len(labels) > _MANY_LINES
+    figure, (axes,) = panel_grid(1, 1, (9.5 if many else 7.5, 4.5))
+    colours = colormaps["tab20" if len(labels) > 10 else "tab10"].colors
+    where = positions(run.axes[x])
     for index, (m, lo, hi, label) in enumerate(zip(mean, low, high, labels, strict=True)):
         colour = colours[index % len(colours)]
-        axes.plot(positions, 100 * m, marker="o", label=label, color=colour)
-        axes.fill_between(positions, 100 * lo, 100 * hi, alpha=0.15 if many else 0.25,
-                          color=colour)
-    if numeric and _spans_decades(x):
-        axes.set_xscale("log")
-        if x_axis.startswith("time"):
-            ticks = [t for t in _TIME_TICKS if x.min() <= t <= x.max()]
-            axes.set_xticks(ticks, [format_duration(t) for t in ticks])
-    if not numeric:
-        axes.set_xticks(positions, [str(v) for v in x])
-    reference = run.attrs.get("digital_accuracy")
-    if reference is not None:
-        axes.axhline(100 * reference, color="black", linestyle="--", linewidth=1,
-                     label="digital model")
-    axes.set_xlabel(_axis_label(run, x_axis) if not x_axis.startswith("time") else
-                    "time after programming")
-    over = "chip instances" if dims_last(run, metric) == "instance" else "replicates"
-    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over {over})")
-    axes.set_title(run.attrs.get("title", run.name), fontsize="medium")
+        axes.plot(where, 100 * m, marker="o", label=label, color=colour)
+        axes.fill_between(where, 100 * lo, 100 * hi, alpha=0.15 if many else 0.25,
+                          color=colour, linewidth=0)
+    unit = run.units.get(x, "")
+    style_value_axis(axes, "x", run.axes[x], unit, time=is_time(x, unit))
+    for value, label, style, colour in reference_lines(run):
+        axes.axhline(100 * value, color=colour, linestyle=style, linewidth=1.2, label=label)
+    axes.set_xlabel(axis_label(run, x))
+    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over {replicates_noun(run.dims[metric][-1])})")
+    fixed = _fixed(run, dims, keep)
+    axes.set_title(run.attrs.get("title", run.name) + (f"\n({fixed})" if fixed else ""),
+                   fontsize="medium")
     axes.grid(True, which="major", alpha=0.3)
+    title = None if lines in (None, "method") else axis_label(run, lines)
     if many:
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", title=title)
     else:
-        axes.legend()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+        axes.legend(title=title, fontsize="small")
+    return save(figure, path)
 
 
-def dims_last(run: RunData, metric: str) -> str:
-    """The name of the metric's last (replicate) axis."""
-    return run.dims[metric][-1]
+def _facet_title(run: RunData, facets: Sequence[str], index: Sequence[int]) -> str:
+    parts = []
+    for facet, i in zip(facets, index, strict=True):
+        value = format_axis_value(run, facet, run.axes[facet][i])
+        parts.append(f"after {value}" if facet.startswith("time") else f"{facet} = {value}")
+    return ", ".join(parts)
 
 
-def plot_heatmap(run: RunData, path: Path, metric: str = "accuracy") -> Path:
-    """Mean metric (in %) over a 2-D grid of the two axes before the instance axis."""
+def plot_heatmaps(run: RunData, path: Path, rows: str, cols: str,
+                  metric: str = "accuracy") -> Path:
+    """Mean metric (in %) over the grid ``rows`` × ``cols``; one panel per combination of the
+    other axes (e.g. per drift time, the last of them across), all on one colour scale, each
+    cell labelled with its value when the grid is small."""
     mean, _, _ = summarise(run, metric)
-    rows, cols = run.dims[metric][-3], run.dims[metric][-2]
-    mean = mean.reshape(-1, *mean.shape[-2:])[-1]
-    figure, axes = plt.subplots(figsize=(7, 5), layout="constrained")
-    image = axes.imshow(100 * mean, aspect="auto", origin="lower", cmap="viridis")
-    axes.set_xticks(range(mean.shape[1]), [f"{v:g}" if isinstance(v, float) else str(v)
-                                           for v in run.axes[cols]])
-    axes.set_yticks(range(mean.shape[0]), [f"{v:g}" if isinstance(v, float) else str(v)
-                                           for v in run.axes[rows]])
-    axes.set_xlabel(_axis_label(run, cols))
-    axes.set_ylabel(_axis_label(run, rows))
-    figure.colorbar(image, label=f"mean {metric} [%]")
-    axes.set_title(run.attrs.get("title", run.name))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    dims = run.dims[metric][:-1]
+    facets = [d for d in dims if d not in (rows, cols)]
+    grids = np.moveaxis(mean, [dims.index(rows), dims.index(cols)], [-2, -1])
+    n_rows, n_cols = grids.shape[-2:]
+    grids = 100 * grids.reshape(-1, n_rows, n_cols)
+    combinations = list(itertools.product(*(range(len(run.axes[f])) for f in facets)))
+    across = len(run.axes[facets[-1]]) if facets else 1
+    figure, panels = panel_grid(
+        len(combinations), across if across <= 5 else 4,
+        (max(3.2, 0.5 * n_cols + 1.6), max(2.6, 0.35 * n_rows + 1.4)))
+    finite = grids[np.isfinite(grids)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
+    colour_map = colormaps["viridis"].with_extremes(bad="lightgrey")
+    image = None
+    for axes, index, grid in zip(panels, combinations, grids, strict=True):
+        image = axes.imshow(grid, origin="lower", aspect="auto", cmap=colour_map, vmin=low,
+                            vmax=high)
+        if n_rows * n_cols <= _ANNOTATED_CELLS:
+            for (r, c), value in np.ndenumerate(grid):
+                if np.isfinite(value):
+                    dark = value < low + 0.6 * (high - low)
+                    axes.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize="x-small",
+                              color="white" if dark else "black")
+        axes.set_xticks(range(n_cols), [format_axis_value(run, cols, v) for v in run.axes[cols]])
+        axes.set_yticks(range(n_rows), [format_axis_value(run, rows, v) for v in run.axes[rows]])
+        if facets:
+            axes.set_title(_facet_title(run, facets, index), fontsize="medium")
+    figure.supxlabel(axis_label(run, cols))
+    figure.supylabel(axis_label(run, rows))
+    figure.colorbar(image, ax=panels, label=f"mean {metric} [%] over "
+                    f"{replicates_noun(run.dims[metric][-1])}")
+    figure.suptitle(run.attrs.get("title", run.name))
+    return save(figure, path)
 
 
 def plot_training(runs: list[RunData], path: Path) -> Path:
     """Test accuracy and ‖∇L‖ of the update against epoch, one line per training run."""
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True,
-                                         layout="constrained")
+    figure, (top, bottom) = panel_grid(2, 1, (7, 3.2), sharey=False)
     for run in runs:
         epochs = np.asarray(run.axes["epoch"]) + 1
         label = run.name.removeprefix("train_")
@@ -137,6 +175,4 @@ def plot_training(runs: list[RunData], path: Path) -> Path:
     for axes in (top, bottom):
         axes.grid(True, alpha=0.3)
     top.legend(fontsize="small", ncol=2)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save(figure, path)

@@ -1,0 +1,51 @@
+"""Kind ``sweep``: a model evaluated over a grid of card fields, drift times and instances.
+
+The results file holds ``/runs/sweep`` with accuracy[axis…, time, instance], one point per
+card-grid point (every time and instance of it written at once), the spec and the card in
+``/config``, and the model's training history when the spec trains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analogsim.experiments.chip_spec import SweepSpec
+from analogsim.experiments.sweep import sweep_accuracy
+from analogsim.experiments.trained_models import load_data, trained_model
+from analogsim.results import ResultsWriter
+
+
+def _axis_values(values: tuple) -> list:
+    """Axis values as stored: numbers, or strings when a value is not a number (e.g. none)."""
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return list(values)
+    return [str(v).lower() for v in values]
+
+
+def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False) -> Path:
+    """Train (or load) the spec's model and evaluate its grid; returns the results file."""
+    results_path = Path(results_path)
+    data = load_data(spec.setup)
+    plan = spec.plan
+    with ResultsWriter(results_path) as writer:
+        writer.add_config("spec", spec.text)
+        writer.add_config("card", spec.chip.chip.to_toml())
+        model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
+                                 results_path.with_suffix(".checkpoints"), progress=progress)
+        axes = {axis.name: _axis_values(axis.values) for axis in plan.axes}
+        run = writer.create_run(
+            "sweep", axes={**axes, "time": plan.times_s, "instance": range(plan.instances)},
+            units={**{a.name: a.unit for a in plan.axes}, "time": "s",
+                   "accuracy": "fraction"},
+            attrs={"kind": "sweep", "title": f"{spec.name}: accuracy on the "
+                                             f"{spec.chip.chip.name} card",
+                   "summary": spec.description, "card": spec.chip.chip.name,
+                   "seed": plan.seed, "test_samples": len(data.y_test)},
+            point_axes=len(plan.axes))
+        sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
+                       per_layer=spec.chip.per_layer,
+                       on_point=lambda index, values: run.write_point(index, accuracy=values),
+                       progress=progress)
+    return results_path
+
+

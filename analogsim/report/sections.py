@@ -1,0 +1,121 @@
+"""The page section of a run of any kind without a dedicated one: its figure (curves or heat
+maps, chosen from its axes) and its table of mean accuracy with 95 % CI per point. Sweeps over
+card fields and noise-budget curves are drawn this way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from analogsim.report.formatting import (
+    format_axis_value,
+    format_percent_interval,
+    is_time,
+    replicates_noun,
+)
+from analogsim.report.markup import figure_html, heading, html_table, paragraph
+from analogsim.report.plots import plot_curves, plot_heatmaps
+from analogsim.report.summaries import summarise
+from analogsim.results import Results, RunData
+
+#: Lines up to this many get a column each in the table of a two-axis run.
+_PIVOT_COLUMNS = 6
+
+
+def heatmap_axes(run: RunData) -> tuple[str, str] | None:
+    """(rows, columns) of heat maps when two card-like (non-time) axes vary — always in a
+    sweep, else beside a third varying axis or as a numeric grid of more than 2 × 2; else None."""
+    dims = run.dims["accuracy"][:-1]
+    varying = [d for d in dims if len(run.axes[d]) > 1]
+    grid = [d for d in varying if not is_time(d, run.units.get(d, ""))]
+    numeric_grid = len(grid) == 2 and all(
+        len(run.axes[d]) > 2 and np.asarray(run.axes[d]).dtype.kind in "fiu" for d in grid)
+    if len(grid) >= 2 and (run.attrs.get("kind") == "sweep" or len(varying) > 2 or numeric_grid):
+        return grid[-2], grid[-1]
+    return None
+
+
+def curve_axes(run: RunData) -> tuple[str, str | None]:
+    """(x, lines) of curves: x is a time axis if one varies, else the last varying axis; the
+    lines are another varying axis, if any."""
+    dims = run.dims["accuracy"][:-1]
+    varying = [d for d in dims if len(run.axes[d]) > 1]
+    times = [d for d in varying if is_time(d, run.units.get(d, ""))]
+    x = times[0] if times else (varying[-1] if varying else dims[-1])
+    return x, next((d for d in varying if d != x), None)
+
+
+def accuracy_figure(run: RunData, out_dir: Path) -> Path | None:
+    """Heat maps (:func:`heatmap_axes`) or curves (:func:`curve_axes`) of mean accuracy."""
+    if ("accuracy" not in run.data or not run.dims["accuracy"][:-1]
+            or not np.isfinite(run.data["accuracy"]).any()):
+        return None
+    path = out_dir / f"{run.name}.png"
+    grid = heatmap_axes(run)
+    if grid is not None:
+        return plot_heatmaps(run, path, rows=grid[0], cols=grid[1])
+    x, lines = curve_axes(run)
+    return plot_curves(run, path, x=x, lines=lines)
+
+
+def accuracy_table(run: RunData) -> str:
+    """Mean accuracy and its 95 % CI over the replicates: one row per value of the curves' x
+    axis and a column per line when a figure has at most :data:`_PIVOT_COLUMNS` lines over two
+    axes; else one row per point."""
+    mean, low, high = summarise(run)
+    dims = run.dims["accuracy"][:-1]
+    replicates = run.data["accuracy"].shape[-1]
+    what = f"accuracy, mean [95 % CI] over {replicates} {replicates_noun(run.dims['accuracy'][-1])}"
+    x, lines = curve_axes(run) if dims else (None, None)
+    if (len(dims) == 2 and lines is not None and heatmap_axes(run) is None
+            and len(run.axes[lines]) <= _PIVOT_COLUMNS):
+        order = [dims.index(x), dims.index(lines)]
+        mean, low, high = (np.transpose(a, order) for a in (mean, low, high))
+        rows = [[format_axis_value(run, x, value),
+                 *(format_percent_interval(mean[i, j], low[i, j], high[i, j])
+                   for j in range(mean.shape[1]))] for i, value in enumerate(run.axes[x])]
+        header = [x, *(f"{lines} = {format_axis_value(run, lines, v)}" for v in run.axes[lines])]
+        return html_table(header, rows, caption=f"Each cell: {what}.")
+    rows = []
+    for index in np.ndindex(mean.shape):
+        cells = [format_axis_value(run, d, run.axes[d][i]) for d, i in zip(dims, index,
+                                                                            strict=True)]
+        rows.append([*cells, format_percent_interval(mean[index], low[index], high[index])])
+    return html_table([*dims, what], rows)
+
+
+def seconds_table(run: RunData) -> str:
+    """Mean seconds per value of the first axis, and the ratio to the first row."""
+    seconds = run.data["seconds"].reshape(run.data["seconds"].shape[0], -1)
+    means = np.nanmean(seconds, axis=1)
+    first = run.dims["seconds"][0]
+    rows = [[str(label), f"{mean:.1f} s", f"{mean / means[0]:.2f}×"]
+            for label, mean in zip(run.axes[first], means, strict=True)]
+    return html_table([first, "mean time", f"vs {run.axes[first][0]}"], rows)
+
+
+def _context(run: RunData) -> str:
+    """What the numbers are of: 'Card pcm; 1000 test samples.', or nothing."""
+    parts = []
+    if "card" in run.attrs:
+        parts.append(f"card {run.attrs['card']}")
+    if "test_samples" in run.attrs:
+        parts.append(f"{run.attrs['test_samples']} test samples")
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
+    """Heading, summary, figure and table of a run."""
+    parts = [heading(run.name, run.attrs.get("title", run.name))]
+    if run.attrs.get("summary"):
+        parts.append(paragraph(run.attrs["summary"]))
+    if _context(run):
+        parts.append(paragraph(_context(run), note=True))
+    parts.append(figure_html(accuracy_figure(run, out_dir), run.name))
+    if "accuracy" in run.data:
+        parts.append(accuracy_table(run))
+    elif "seconds" in run.data:
+        parts.append(seconds_table(run))
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,61 @@
+"""Page section of a noise budget: which layer is most sensitive, the limits per layer and
+knob, alone and jointly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from analogsim.report.formatting import format_quantity
+from analogsim.report.markup import figure_html, heading, html_table, paragraph
+from analogsim.report.plots_budget import budget_knobs, limit_summary, plot_budget
+from analogsim.results import Results, RunData
+
+
+def sensitivity_sentence(run: RunData) -> str:
+    """'The most sensitive layer is fc2. Ranking, most sensitive first: fc2 > fc1 > fc3 (stable
+    across seeds). <note>'"""
+    attrs = run.attrs
+    stable = "stable" if attrs.get("ranking_stable") else "not stable"
+    note = attrs.get("ranking_note", "")
+    return (f"The most sensitive layer is {attrs.get('most_sensitive_layer', '?')}. Ranking, "
+            f"most sensitive first: {attrs.get('ranking', '?')} ({stable} across seeds). "
+            f"{note}").strip()
+
+
+def limits_table(run: RunData) -> str:
+    """Layer × knob: the limit alone and jointly (means over seeds), and the accuracy with
+    every layer at its joint limit."""
+    knobs = budget_knobs(run)
+    alone = limit_summary(run.data["limit"])[0]  # [knob, layer]
+    joint = limit_summary(run.data["joint_limit"])[0]
+    rows = [[str(layer), *(f"{format_quantity(alone[k, j], knob.unit)} (joint "
+                           f"{format_quantity(joint[k, j], knob.unit)})"
+                           for k, knob in enumerate(knobs))]
+            for j, layer in enumerate(run.axes["layer"])]
+    joint_accuracy = limit_summary(run.data["joint_accuracy"])[0]  # [knob]
+    rows.append(["accuracy at the joint limits",
+                 *(f"{100 * a:.2f} %" if np.isfinite(a) else "—" for a in joint_accuracy)])
+    rows.append(["the card's value", *(format_quantity(knob.card_value, knob.unit)
+                                       for knob in knobs)])
+    header = ["layer", *(f"{knob.name} ({knob.direction})" for knob in knobs)]
+    return html_table(header, rows, caption="Means over seeds; “—”: not reached or not "
+                      "measured. Joint: every layer at once.")
+
+
+def budget_section(run: RunData, results: Results, out_dir: Path) -> str:
+    """The sensitivity sentence, the baseline and tolerance, the limits figure and table."""
+    attrs = run.attrs
+    baseline = run.data["baseline_accuracy"]
+    seeds = baseline.size
+    return "\n".join([
+        heading(run.name, attrs.get("title", f"Noise budget of card {attrs.get('card', '?')}")),
+        paragraph(sensitivity_sentence(run)),
+        paragraph(f"A limit is the harshest value of a knob that keeps the accuracy within "
+                  f"{attrs.get('tolerance_pp', '?')} pp of the baseline (card "
+                  f"{attrs.get('card', '?')} as it is: {100 * np.nanmean(baseline):.2f} %, mean "
+                  f"over {seeds} seeds).", note=True),
+        figure_html(plot_budget(run, out_dir / f"{run.name}.png"), run.name),
+        limits_table(run),
+    ])

@@ -1,0 +1,126 @@
+"""Page sections of walking-noise profiling (S2): a walking-noise run drawn with its midpoint
+fit when the file has one, a midpoint fit whose walking run is missing, and guided
+multi-execution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from analogsim.report.formatting import (
+    format_difference,
+    format_percent_interval,
+    format_value_error,
+)
+from analogsim.report.markup import figure_html, heading, html_table, paragraph
+from analogsim.report.plots_profiling import (
+    guided_difference,
+    plot_guided,
+    plot_midpoint_bars,
+    plot_midpoint_fits,
+)
+from analogsim.report.sections import accuracy_figure, accuracy_table
+from analogsim.report.summaries import summarise
+from analogsim.results import Results, RunData
+
+
+def midpoints_of(results: Results, run: RunData) -> RunData | None:
+    """The midpoint-fit run of a walking-noise run, if the file has one."""
+    return next((other for other in results.runs.values()
+                 if other.attrs.get("kind") == "midpoints"
+                 and other.attrs.get("source_run") == run.name), None)
+
+
+def _walking_note(run: RunData) -> str:
+    attrs = run.attrs
+    mode = attrs.get("mode", "")
+    how = {"global": "every site noisy at once", "layerwise": "one site noisy at a time"}
+    trained = "yes" if attrs.get("noise_in_training") else "no"
+    return (f"{mode.capitalize()} walking noise ({how.get(mode, mode)}), {attrs.get('law', '?')} "
+            f"law, noise in training: {trained}; {attrs.get('num_classes', '?')} classes, "
+            f"{run.data['accuracy'].shape[-1]} training seeds, "
+            f"{attrs.get('test_samples', '?')} test samples.")
+
+
+def fit_table(midpoints: RunData) -> str:
+    """site | μ ± err | a_min ± err | χ² | the quantity S2 reports for the site."""
+    data = midpoints.data
+    rows = []
+    for i, site in enumerate(midpoints.axes["site"]):
+        falls = data["falls_to_chance"][i] != 0
+        rows.append([str(site), format_value_error(data["mu"][i], data["mu_error"][i]),
+                     format_value_error(data["a_min"][i], data["a_min_error"][i]),
+                     f"{data['chi2'][i]:.3g}",
+                     "μ" if falls else "a_min (accuracy does not fall to chance)"])
+    attrs = midpoints.attrs
+    terms = int(attrs.get("components", 1))
+    caption = (f"Logistic fit (S2 Eq. 1, {terms} logistic term{'s' if terms > 1 else ''}) in "
+               f"{'log10 σ' if attrs.get('x_space') == 'log10' else 'σ'}, weighted by the spread "
+               "over training seeds; errors are 1 s.d. from the fit covariance"
+               f"{'; a_min fixed at 1/K' if attrs.get('fix_amin') else ''}.")
+    return html_table(["site", "μ ± error (σ units)", "a_min ± error", "χ²", "quantity"], rows,
+                      caption=caption)
+
+
+def _midpoint_parts(midpoints: RunData, source: RunData | None, out_dir: Path) -> list[str]:
+    title = midpoints.name
+    if source is not None:
+        law = f", {source.attrs['law']} law" if "law" in source.attrs else ""
+        title = f"{source.attrs.get('title', source.name)}{law}"
+    fits = plot_midpoint_fits(midpoints, source, out_dir / f"{midpoints.name}_fits.png", title)
+    parts = [figure_html(fits, f"{midpoints.name}: fit per site")]
+    if len(midpoints.axes["site"]) > 1:
+        bars = plot_midpoint_bars(midpoints, out_dir / f"{midpoints.name}_mu.png", title)
+        parts.append(figure_html(bars, f"{midpoints.name}: μ per site"))
+    parts.append(fit_table(midpoints))
+    return parts
+
+
+def walking_section(run: RunData, results: Results, out_dir: Path) -> str:
+    """Accuracy against σ per site; with a midpoint fit in the file, the fit per site (in place
+    of the plain curves), μ per site and the fit table; then the measured numbers."""
+    parts = [heading(run.name, run.attrs.get("title", run.name)), paragraph(_walking_note(run))]
+    midpoints = midpoints_of(results, run)
+    if midpoints is not None:
+        parts += _midpoint_parts(midpoints, run, out_dir)
+    else:
+        parts.append(figure_html(accuracy_figure(run, out_dir), run.name))
+    parts.append(accuracy_table(run))
+    return "\n".join(p for p in parts if p)
+
+
+def midpoints_section(run: RunData, results: Results, out_dir: Path) -> str:
+    """A midpoint fit whose walking-noise run is not in the file: the fits alone."""
+    source = run.attrs.get("source_run", "?")
+    return "\n".join([
+        heading(run.name, f"Midpoint fit of {source}"),
+        paragraph(f"The walking-noise run {source} is not in this file; the fitted curves are "
+                  "drawn without the measurements.", note=True),
+        *_midpoint_parts(run, None, out_dir)])
+
+
+def guided_section(run: RunData, results: Results, out_dir: Path) -> str:
+    """Accuracy of the uniform and guided allocations, repetitions per site, and the
+    difference guided − uniform with its Welch CI."""
+    attrs = run.attrs
+    mean, low, high = summarise(run)
+    replicates = run.data["accuracy"].shape[-1]
+    rows = []
+    for i, allocation in enumerate(run.axes["allocation"]):
+        counts = np.asarray(attrs[f"repetitions_{allocation}"])
+        rows.append([str(allocation), format_percent_interval(mean[i], low[i], high[i]),
+                     ", ".join(str(int(n)) for n in counts), str(int(counts.sum()))])
+    return "\n".join([
+        heading(run.name, attrs.get("title", run.name)),
+        paragraph(f"Guided multi-execution at σ = {attrs.get('sigma', '?')}: a budget of "
+                  f"{attrs.get('budget_total', '?')} executions of the noise operators, spread "
+                  "evenly (uniform) or by the per-site midpoints (guided); "
+                  f"{replicates} replicates, {attrs.get('test_samples', '?')} test samples."),
+        figure_html(plot_guided(run, out_dir / f"{run.name}.png"), run.name),
+        html_table(["allocation", f"accuracy, mean [95 % CI] over {replicates} replicates",
+                    "repetitions n_i per site (" + ", ".join(map(str, attrs["sites"])) + ")",
+                    "total"], rows),
+        paragraph(f"Guided − uniform: {format_difference(*guided_difference(run))} (95 % CI, "
+                  "Welch's t over replicates)."),
+    ])
