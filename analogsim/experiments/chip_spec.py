@@ -40,9 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analogsim import models
 from analogsim.chip import Chip, load_chip
 from analogsim.errors import CardError, SpecError
-from analogsim.experiments.card_grid import CardAxis
+from analogsim.experiments.card_grid import CardAxis, check_axes
 from analogsim.experiments.spec_fields import (
     ModelSetup,
     check_keys,
@@ -52,7 +53,7 @@ from analogsim.experiments.spec_fields import (
     positive_int,
     table,
 )
-from analogsim.experiments.sweep import SweepPlan
+from analogsim.experiments.sweep import SweepPlan, base_layer_chips
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,11 @@ def parse_sweep_spec(data: dict[str, Any], text: str, source: str) -> SweepSpec:
             seed=seed)
     except ValueError as error:
         raise SpecError(f"{where}: {error}") from None
+    setup, chip = model_setup(data, source, one_model=True), chip_setup(data, source)
+    untrained = models.create(setup.model, **setup.model_options)
+    check_axes(plan.axes, list(base_layer_chips(untrained, chip.chip, chip.per_layer)),
+               chip.chip)  # before any training: a bad axis fails now
     return SweepSpec(
         name=str(experiment.get("name", Path(source).stem)),
-        description=str(experiment.get("description", "")),
-        setup=model_setup(data, source, one_model=True), chip=chip_setup(data, source),
+        description=str(experiment.get("description", "")), setup=setup, chip=chip,
         plan=plan, text=text)

@@ -148,10 +148,14 @@ def _fit_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
     table = {m: np.full(len(labels), np.nan) for m in metrics}
     fitted = np.full((len(labels), FIT_POINTS), np.nan)
     for i, label in enumerate(labels):
-        x = sigmas if spec.fit.x_space == "linear" else sigmas[sigmas > 0]
-        y = accuracy[i] if spec.fit.x_space == "linear" else accuracy[i][sigmas > 0]
+        kept = sigmas > 0 if spec.fit.x_space == "log10" else np.ones(len(sigmas), bool)
+        y = accuracy[i][kept]
+        # one seed has no spread: Δy is then the binomial error of the test set alone
+        spread = np.zeros(len(y)) if y.shape[-1] == 1 else None
         try:
-            fit = fit_midpoint(x, y, num_classes=num_classes, fix_amin=spec.fit.fix_amin,
+            fit = fit_midpoint(sigmas[kept], y[:, 0] if spread is not None else y,
+                               spread=spread, num_classes=num_classes,
+                               fix_amin=spec.fit.fix_amin,
                                x_space=spec.fit.x_space, components=spec.fit.components,
                                dy_floor=spec.fit.dy_floor, n_test=test_samples)
         except SpecError as error:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -163,9 +165,12 @@ def fit(
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
         getattr(optimizer, "base_optimizer", optimizer), T_max=config.epochs)
         if config.lr_schedule == "cosine" else None)
-    for _ in range(history.epochs):
-        if scheduler is not None:
-            scheduler.step()
+    if scheduler is not None and history.epochs:
+        with warnings.catch_warnings():  # catching up after a resume, before any step
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"),
+                                    UserWarning)
+            for _ in range(history.epochs):
+                scheduler.step()
     ctx = TrainingContext(model=model, loss_fn=nn.functional.cross_entropy,
                           optimizer=optimizer, generator=generator,
                           step_index=history.epochs * -(-len(data.x_train) // config.batch_size))
