@@ -39,7 +39,7 @@ def test_knobs_follow_the_card():
         make_knob(pcm, "per_read_noise.additive_std", 3600.0)
     with pytest.raises(SpecError, match="ideal converter"):
         make_knob(asim.load_chip("ideal"), "adc.bits", 3600.0)
-    with pytest.raises(SpecError, match="noise knob 'drift.scale'"):
+    with pytest.raises(SpecError, match=r"noise knob 'drift\.scale'"):
         make_knob(asim.load_chip("ideal"), "drift.scale", 3600.0)
 
 

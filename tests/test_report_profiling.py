@@ -20,7 +20,8 @@ from scipy.special import expit
 
 from analogsim.report import write_report
 from analogsim.report.formatting import format_value_error
-from analogsim.results import ResultsWriter
+from analogsim.report.sections import curve_axes, heatmap_axes
+from analogsim.results import ResultsWriter, load_results
 
 SITES = ["0 input", "1 0 (Linear)", "2 1 (BatchNorm1d)", "3 2 (ReLU)", "4 3 (Linear)"]
 MU = np.array([0.02, 0.35, 1.6, 0.8, 12.0])  # σ units; site 2 does not fall to chance
@@ -41,7 +42,7 @@ def _noisy(mean: np.ndarray, replicates: int, seed: int, std: float = 0.01) -> n
     return np.clip(mean[..., None] + draws, 0.0, 1.0)
 
 
-def _write_sweep(writer: ResultsWriter, fields: dict[str, tuple[list, str]]) -> np.ndarray:
+def _write_sweep(writer: ResultsWriter, fields: dict[str, tuple[list, str]]) -> None:
     times = [0.0, 1.0, 3600.0, 86400.0, 2592000.0, 31536000.0]
     axes = {name: values for name, (values, _) in fields.items()}
     units = {name: unit for name, (_, unit) in fields.items()}
@@ -54,7 +55,6 @@ def _write_sweep(writer: ResultsWriter, fields: dict[str, tuple[list, str]]) -> 
                                    "card": "pcm", "test_samples": 450})
     for index in np.ndindex(accuracy.shape[:-1]):
         run.write_point(index, accuracy=accuracy[index])
-    return accuracy
 
 
 def _write_walking(writer: ResultsWriter, name: str, sites: list[str] | None,
@@ -71,7 +71,8 @@ def _write_walking(writer: ResultsWriter, name: str, sites: list[str] | None,
     mode = "layerwise" if sites else "global"
     run = writer.create_run(name, axes=axes, attrs={
         "kind": "walking_noise", "mode": mode, "law": "multiplicative", "noise_in_training": 0,
-        "num_classes": 10, "test_samples": 450, "title": f"{mode} walking noise"})
+        "num_classes": 10, "test_samples": 450,
+        "title": f"{mode} multiplicative activation noise, inference-only noise"})
     for index in np.ndindex(accuracy.shape[:-1]):
         run.write_point(index, accuracy=accuracy[index])
     if not with_midpoints:
@@ -93,9 +94,14 @@ def _write_walking(writer: ResultsWriter, name: str, sites: list[str] | None,
         fits.write_table(metric, values)
 
 
-def _write_guided(writer: ResultsWriter) -> np.ndarray:
-    accuracy = np.stack([np.random.default_rng(3).normal(0.80, 0.01, 10),
-                         np.random.default_rng(4).normal(0.83, 0.012, 10)])
+def _guided_accuracy() -> np.ndarray:
+    """accuracy[allocation (uniform, guided), replicate]."""
+    return np.stack([np.random.default_rng(3).normal(0.80, 0.01, 10),
+                     np.random.default_rng(4).normal(0.83, 0.012, 10)])
+
+
+def _write_guided(writer: ResultsWriter) -> None:
+    accuracy = _guided_accuracy()
     run = writer.create_run(
         "guided", axes={"allocation": ["uniform", "guided"], "replicate": range(10)},
         attrs={"kind": "guided", "sigma": 0.05, "budget_total": 15, "sites": SITES,
@@ -103,7 +109,6 @@ def _write_guided(writer: ResultsWriter) -> np.ndarray:
                "test_samples": 450, "title": "guided multi-execution"})
     for i in range(2):
         run.write_point((i,), accuracy=accuracy[i])
-    return accuracy
 
 
 def _write_budget(writer: ResultsWriter) -> None:
@@ -204,10 +209,11 @@ def test_a_partly_measured_file_is_drawn(tmp_path, layout):
 
 
 def test_walking_noise_is_drawn_once_with_its_midpoint_fit(tmp_path):
-    page, _ = _report(tmp_path, "walking_with_midpoints")
+    page, folder = _report(tmp_path, "walking_with_midpoints")
     images = _images(page)
     assert images == ["global_noise_midpoints_fits.png", "layerwise_noise_midpoints_fits.png",
                       "layerwise_noise_midpoints_mu.png"]
+    assert not (folder / "layerwise_noise.png").exists()  # the fit figure replaces the curves
     assert page.count('<h2 id="layerwise_noise"') == 1
     assert 'id="layerwise_noise_midpoints"' not in page
     for site, mu, a_min in zip(SITES, MU, A_MIN, strict=True):
@@ -215,6 +221,18 @@ def test_walking_noise_is_drawn_once_with_its_midpoint_fit(tmp_path):
                 f"<td>{format_value_error(a_min, 0.012)}</td>") in page
     assert "<td>1.60 ± 0.13</td>" in page and "<td>12.0 ± 1.0</td>" in page
     assert page.count("a_min (accuracy does not fall to chance)") == 1
+
+
+def test_a_midpoint_fit_without_its_walking_run_is_drawn_alone(tmp_path):
+    path = tmp_path / "fits.h5"
+    with ResultsWriter(path, command="test") as writer:
+        _write_walking(writer, "layerwise_noise", SITES, True)
+    with h5py.File(path, "a") as handle:
+        del handle["runs/layerwise_noise"]
+    page = write_report(path, tmp_path / "report").read_text(encoding="utf-8")
+    assert _images(page) == ["layerwise_noise_midpoints_fits.png",
+                             "layerwise_noise_midpoints_mu.png"]
+    assert "The walking-noise run layerwise_noise is not in this file" in page
 
 
 def test_walking_noise_without_a_fit_is_drawn_as_curves(tmp_path):
@@ -232,12 +250,12 @@ def test_budget_page_names_the_most_sensitive_layer(tmp_path):
     assert "read_noise.scale (higher = more tolerant)" in page
     assert "adc.bits (lower = more tolerant)" in page
     assert "97.10 %" in page  # the baseline, mean over seeds
+    assert "<td>the card&#x27;s value</td><td>1×</td><td>1×</td><td>—</td><td>9 bits</td>" in page
 
 
 def test_guided_page_gives_the_difference_with_its_welch_interval(tmp_path):
     page, _ = _report(tmp_path, "guided")
-    accuracy = np.stack([np.random.default_rng(3).normal(0.80, 0.01, 10),
-                         np.random.default_rng(4).normal(0.83, 0.012, 10)])
+    accuracy = _guided_accuracy()
     welch = stats.ttest_ind(accuracy[1], accuracy[0], equal_var=False)
     low, high = welch.confidence_interval(0.95)
     difference = accuracy[1].mean() - accuracy[0].mean()
@@ -248,9 +266,13 @@ def test_guided_page_gives_the_difference_with_its_welch_interval(tmp_path):
 
 def test_sweeps_draw_curves_over_time_or_heat_maps_per_time(tmp_path):
     page, _ = _report(tmp_path / "one", "sweep_one_field")
-    # a row per time, a column per field value, as the curves
+    run = load_results(tmp_path / "one" / "sweep_one_field.h5").runs["sweep"]
+    assert heatmap_axes(run) is None and curve_axes(run) == ("time", "read_noise.scale")
+    # the table as the curves: a row per time, a column per field value
     assert "<th>time</th><th>read_noise.scale = 0.5×</th>" in page and "<td>1 h</td>" in page
     page, _ = _report(tmp_path / "two", "sweep_two_fields")
+    run = load_results(tmp_path / "two" / "sweep_two_fields.h5").runs["sweep"]
+    assert heatmap_axes(run) == ("read_noise.scale", "adc.bits@fc1")  # a panel per time
     assert "<td>0.5×</td><td>4</td><td>1 year</td>" in page  # one row per point, folded
     assert "<details><summary>table of 72 rows</summary>" in page
 
@@ -271,5 +293,5 @@ def test_the_report_reads_results_only():
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            bad = [n for n in names if n.split(".")[0] in forbidden or n.startswith(forbidden)]
+            bad = [n for n in names if any(n == f or n.startswith(f"{f}.") for f in forbidden)]
             assert not bad, f"{source.name} imports {bad}"

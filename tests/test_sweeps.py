@@ -48,7 +48,7 @@ def test_axes_fail_early_naming_the_axis(mlp):
     chip = asim.load_chip("pcm")
     with pytest.raises(SpecError, match=r"layers \['fc9'\] match no analog layer"):
         check_axes([CardAxis("adc.bits", (4,), layers=("fc9",))], list(base), chip)
-    with pytest.raises(CardError, match="axis 'adc.bits' = 0"):
+    with pytest.raises(CardError, match=r"axis 'adc\.bits' = 0"):
         check_axes([CardAxis("adc.bits", (6, 0))], list(base), chip)
     with pytest.raises(SpecError, match="scale factors must be numbers"):
         CardAxis("adc.bits", ("many",), mode="scale")

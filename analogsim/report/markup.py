@@ -32,7 +32,9 @@ def figure_html(path: Path | None, alt: str) -> str:
 
 
 def paragraph(text: str, *, note: bool = False) -> str:
-    """A paragraph of plain text; ``note``: in the page's muted style."""
+    """A paragraph of plain text (nothing for no text); ``note``: in the page's muted style."""
+    if not text:
+        return ""
     attribute = ' class="note"' if note else ""
     return f"<p{attribute}>{html.escape(text)}</p>"
 

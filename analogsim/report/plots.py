@@ -4,6 +4,7 @@ axes (one panel per value of the others), and training curves."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy", *, x: str | 
     mean, low, high = (_select(a, dims, keep).reshape(-1, len(run.axes[x]))
                        for a in (mean, low, high))
     if lines is None:
-        labels = [run.name]
+        labels = ["mean, 95 % CI band"]
     else:
         labels = [str(v) if lines == "method" else format_axis_value(run, lines, v)
                   for v in run.axes[lines]]
@@ -92,8 +93,10 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy", *, x: str | 
         axes.plot(where, 100 * m, marker="o", label=label, color=colour)
         axes.fill_between(where, 100 * lo, 100 * hi, alpha=0.15 if many else 0.25,
                           color=colour, linewidth=0)
-    unit = run.units.get(x, "")
-    style_value_axis(axes, "x", run.axes[x], unit, time=is_time(x, unit))
+    unit, values = run.units.get(x, ""), np.asarray(run.axes[x])
+    if values.dtype.kind in "fiu":  # the range measured so far (an evidence curve stops early)
+        values = values[np.isfinite(mean).any(axis=0)]
+    style_value_axis(axes, "x", values, unit, time=is_time(x, unit))
     for value, label, style, colour in reference_lines(run):
         axes.axhline(100 * value, color=colour, linestyle=style, linewidth=1.2, label=label)
     axes.set_xlabel(axis_label(run, x))
@@ -118,6 +121,12 @@ def _facet_title(run: RunData, facets: Sequence[str], index: Sequence[int]) -> s
     return ", ".join(parts)
 
 
+def _columns(across: int) -> int:
+    """Panels per row: one per value of the last facet axis up to 5; beyond, at most 4 per row,
+    the rows as even as possible (6 → 3 + 3)."""
+    return across if across <= 5 else math.ceil(across / math.ceil(across / 4))
+
+
 def plot_heatmaps(run: RunData, path: Path, rows: str, cols: str,
                   metric: str = "accuracy") -> Path:
     """Mean metric (in %) over the grid ``rows`` × ``cols``; one panel per combination of the
@@ -131,9 +140,11 @@ def plot_heatmaps(run: RunData, path: Path, rows: str, cols: str,
     grids = 100 * grids.reshape(-1, n_rows, n_cols)
     combinations = list(itertools.product(*(range(len(run.axes[f])) for f in facets)))
     across = len(run.axes[facets[-1]]) if facets else 1
+    alone = len(combinations) == 1
     figure, panels = panel_grid(
-        len(combinations), across if across <= 5 else 4,
-        (max(3.2, 0.5 * n_cols + 1.6), max(2.6, 0.35 * n_rows + 1.4)))
+        len(combinations), _columns(across),
+        (max(5.5 if alone else 3.2, 0.5 * n_cols + 1.6),
+         max(4.0 if alone else 2.6, 0.35 * n_rows + 1.4)))
     finite = grids[np.isfinite(grids)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
     colour_map = colormaps["viridis"].with_extremes(bad="lightgrey")

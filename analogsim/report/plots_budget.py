@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from analogsim.report.formatting import format_number
 from analogsim.report.layout import panel_grid, save
 from analogsim.report.scales import style_value_axis
 from analogsim.results import RunData
@@ -90,8 +91,8 @@ def plot_budget(run: RunData, path: Path) -> Path:
         axes.set_xlabel("analog layer", fontsize="small")
         axes.grid(True, axis="y", which="major", alpha=0.3)
     figure.suptitle(f"Noise budget of card {run.attrs.get('card', '?')}: the harshest value each "
-                    f"layer tolerates within {run.attrs.get('tolerance_pp', '?')} pp of the "
-                    "baseline accuracy")
+                    f"layer tolerates within {format_number(run.attrs.get('tolerance_pp', 1))} "
+                    "pp of the baseline accuracy")
     figure.legend(
         [Patch(color=_ALONE), Patch(facecolor="white", edgecolor=_JOINT, hatch="///"),
          Line2D([], [], color="black", linestyle="--"), Patch(color=_SENSITIVE)],

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from analogsim.report.formatting import format_difference, format_value_error
+from analogsim.report.formatting import (
+    format_difference,
+    format_number,
+    format_quantity,
+    format_value_error,
+)
 from analogsim.report.layout import panel_grid, save
 from analogsim.report.scales import positions, spans_decades, style_value_axis
 from analogsim.report.summaries import mean_and_spread, summarise, welch_difference
@@ -105,7 +110,7 @@ def plot_midpoint_bars(midpoints: RunData, path: Path, title: str) -> Path:
     sites = midpoints.axes["site"]
     data = midpoints.data
     mu, error = data["mu"], data["mu_error"]
-    falls = data["falls_to_chance"] != 0
+    falls = data["falls_to_chance"] != 0  # NaN (no fit) counts as falling: no bar is drawn
     figure, (axes,) = panel_grid(1, 1, (max(6.0, 0.55 * len(sites) + 2.5), 4.2))
     where = np.arange(len(sites))
     axes.bar(where[falls], mu[falls], yerr=error[falls], capsize=3, color=_MEASURED,
@@ -115,12 +120,15 @@ def plot_midpoint_bars(midpoints: RunData, path: Path, title: str) -> Path:
                  color="white", edgecolor="grey", hatch="//",
                  label="accuracy does not fall to chance: μ only indicative; a_min (above the "
                        "bar) is the robustness")
-        for i in where[~falls]:  # above the error bar, or at the bottom without a μ
-            fitted = bool(np.isfinite(mu[i]))
-            height = mu[i] + np.nan_to_num(error[i]) if fitted else 0.0
-            axes.annotate(f"a_min\n{100 * data['a_min'][i]:.0f} %", (i, height),
-                          xycoords=("data", "data" if fitted else "axes fraction"),
-                          xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+    for i in where:  # a_min above the error bar, or a word at the bottom without a μ
+        if not np.isfinite(mu[i]):
+            axes.annotate("no fit", (i, 0.0), xycoords=("data", "axes fraction"),
+                          xytext=(0, 4), textcoords="offset points", ha="center",
+                          fontsize="small")
+        elif not falls[i]:
+            axes.annotate(f"a_min\n{format_quantity(100 * data['a_min'][i], '%')}",
+                          (i, mu[i] + np.nan_to_num(error[i])), xytext=(0, 4),
+                          textcoords="offset points", ha="center", va="bottom",
                           fontsize="small")
     if spans_decades(mu):
         axes.set_yscale("log")
@@ -160,7 +168,7 @@ def plot_guided(run: RunData, path: Path) -> Path:
     style_value_axis(left, "x", allocations, "")
     left.set_xlim(-0.6, len(allocations) - 0.4)
     left.set_ylabel("accuracy [%]")
-    left.set_title(f"σ = {run.attrs.get('sigma', '?')}: guided − uniform =\n"
+    left.set_title(f"σ = {format_number(run.attrs.get('sigma', np.nan))}: guided − uniform =\n"
                    f"{format_difference(*guided_difference(run))} (Welch 95 % CI)",
                    fontsize="medium")
     left.legend(fontsize="small")

@@ -3,6 +3,7 @@ integers and categories, chosen from the values an axis shows and their unit."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -16,6 +17,8 @@ from analogsim.units import format_duration
 _TIME_TICKS = (1.0, 60.0, 3600.0, 86400.0, 604800.0, 2592000.0, 31536000.0, 315360000.0)
 #: A positive range this wide (max/min) is drawn on a log axis.
 _DECADES = 100.0
+#: Ticks at the values of an axis, up to this many.
+_MOST_TICKS = 12
 
 Which = Literal["x", "y"]
 
@@ -70,7 +73,7 @@ def style_value_axis(axes: Axes, which: Which, values: np.ndarray, unit: str, *,
       1 week, 1 month, 1 year, 10 years, or at the values when fewer of those fall in range,
       written as durations;
     - factors of a card value (unit "×"), and numbers spanning two decades: log (symlog
-      through 0);
+      through 0), ticks at the values (every k-th of many factors) or at powers of ten;
     - integers (bits, levels): a log2 axis when they span 16× or more, ticks at the values
       (``ticks_at_values``) or at integers;
     - anything else: linear.
@@ -99,11 +102,12 @@ def style_value_axis(axes: Axes, which: Which, values: np.ndarray, unit: str, *,
         _set_ticks(axes, which, ticks, [format_duration(t) for t in ticks])
         return
     integers = bool(np.all(distinct == np.round(distinct)))
-    few = ticks_at_values and distinct.size <= 12
+    few = ticks_at_values and distinct.size <= _MOST_TICKS
     if (unit == "×" and (distinct > 0).sum() > 1) or (spans_decades(numbers) and not integers):
         _set_scale(axes, which, numbers)
-        if few:
-            _set_ticks(axes, which, distinct, [format_quantity(v, unit) for v in distinct])
+        if few or (ticks_at_values and unit == "×"):  # factors: every k-th value (1, 2, 4, …)
+            ticks = distinct[::math.ceil(distinct.size / _MOST_TICKS)]
+            _set_ticks(axes, which, ticks, [format_quantity(v, unit) for v in ticks])
         else:
             ticks = _decade_ticks(distinct)
             _set_ticks(axes, which, ticks,

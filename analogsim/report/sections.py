@@ -108,12 +108,9 @@ def _context(run: RunData) -> str:
 
 def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
     """Heading, summary, figure and table of a run."""
-    parts = [heading(run.name, run.attrs.get("title", run.name))]
-    if run.attrs.get("summary"):
-        parts.append(paragraph(run.attrs["summary"]))
-    if _context(run):
-        parts.append(paragraph(_context(run), note=True))
-    parts.append(figure_html(accuracy_figure(run, out_dir), run.name))
+    parts = [heading(run.name, run.attrs.get("title", run.name)),
+             paragraph(run.attrs.get("summary", "")), paragraph(_context(run), note=True),
+             figure_html(accuracy_figure(run, out_dir), run.name)]
     if "accuracy" in run.data:
         parts.append(accuracy_table(run))
     elif "seconds" in run.data:

@@ -3,14 +3,16 @@ knob, alone and jointly."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from analogsim.report.formatting import format_quantity
+from analogsim.report.formatting import format_number, format_percent_interval, format_quantity
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots_budget import budget_knobs, limit_summary, plot_budget
 from analogsim.results import Results, RunData
+from analogsim.statistics import confidence_interval
 
 
 def sensitivity_sentence(run: RunData) -> str:
@@ -44,18 +46,29 @@ def limits_table(run: RunData) -> str:
                       "measured. Joint: every layer at once.")
 
 
+def _baseline(run: RunData) -> tuple[float, float, float]:
+    """Mean baseline accuracy over the seeds and its 95 % CI (Student t), NaN seeds dropped."""
+    baseline = run.data["baseline_accuracy"]
+    baseline = baseline[np.isfinite(baseline)]
+    if baseline.size == 0:
+        return math.nan, math.nan, math.nan
+    return (float(baseline.mean()),
+            *confidence_interval(baseline, int(run.attrs.get("test_samples", 1000))))
+
+
 def budget_section(run: RunData, results: Results, out_dir: Path) -> str:
     """The sensitivity sentence, the baseline and tolerance, the limits figure and table."""
     attrs = run.attrs
-    baseline = run.data["baseline_accuracy"]
-    seeds = baseline.size
-    return "\n".join([
+    seeds = run.data["baseline_accuracy"].size
+    return "\n".join(part for part in [
         heading(run.name, attrs.get("title", f"Noise budget of card {attrs.get('card', '?')}")),
+        paragraph(attrs.get("summary", "")),
         paragraph(sensitivity_sentence(run)),
-        paragraph(f"A limit is the harshest value of a knob that keeps the accuracy within "
-                  f"{attrs.get('tolerance_pp', '?')} pp of the baseline (card "
-                  f"{attrs.get('card', '?')} as it is: {100 * np.nanmean(baseline):.2f} %, mean "
-                  f"over {seeds} seeds).", note=True),
+        paragraph(f"A layer's limit is the harshest value of a knob, that layer alone, that "
+                  f"keeps the accuracy within {format_number(attrs.get('tolerance_pp', 1))} pp "
+                  f"of the baseline (card {attrs.get('card', '?')} as it is: "
+                  f"{format_percent_interval(*_baseline(run))} over {seeds} seeds); the joint "
+                  "limits hold with every layer at its joint limit at once.", note=True),
         figure_html(plot_budget(run, out_dir / f"{run.name}.png"), run.name),
         limits_table(run),
-    ])
+    ] if part)

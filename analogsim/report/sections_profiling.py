@@ -10,6 +10,7 @@ import numpy as np
 
 from analogsim.report.formatting import (
     format_difference,
+    format_number,
     format_percent_interval,
     format_value_error,
 )
@@ -48,11 +49,13 @@ def fit_table(midpoints: RunData) -> str:
     data = midpoints.data
     rows = []
     for i, site in enumerate(midpoints.axes["site"]):
-        falls = data["falls_to_chance"][i] != 0
+        quantity = ("no fit" if not np.isfinite(data["falls_to_chance"][i]) else
+                    "μ" if data["falls_to_chance"][i] else
+                    "a_min (accuracy does not fall to chance)")
         rows.append([str(site), format_value_error(data["mu"][i], data["mu_error"][i]),
                      format_value_error(data["a_min"][i], data["a_min_error"][i]),
-                     f"{data['chi2'][i]:.3g}",
-                     "μ" if falls else "a_min (accuracy does not fall to chance)"])
+                     f"{data['chi2'][i]:.3g}" if np.isfinite(data["chi2"][i]) else "—",
+                     quantity])
     attrs = midpoints.attrs
     terms = int(attrs.get("components", 1))
     caption = (f"Logistic fit (S2 Eq. 1, {terms} logistic term{'s' if terms > 1 else ''}) in "
@@ -64,10 +67,8 @@ def fit_table(midpoints: RunData) -> str:
 
 
 def _midpoint_parts(midpoints: RunData, source: RunData | None, out_dir: Path) -> list[str]:
-    title = midpoints.name
-    if source is not None:
-        law = f", {source.attrs['law']} law" if "law" in source.attrs else ""
-        title = f"{source.attrs.get('title', source.name)}{law}"
+    title = (source.attrs.get("title", source.name) if source is not None else
+             midpoints.attrs.get("title", midpoints.name))
     fits = plot_midpoint_fits(midpoints, source, out_dir / f"{midpoints.name}_fits.png", title)
     parts = [figure_html(fits, f"{midpoints.name}: fit per site")]
     if len(midpoints.axes["site"]) > 1:
@@ -80,7 +81,8 @@ def _midpoint_parts(midpoints: RunData, source: RunData | None, out_dir: Path) -
 def walking_section(run: RunData, results: Results, out_dir: Path) -> str:
     """Accuracy against σ per site; with a midpoint fit in the file, the fit per site (in place
     of the plain curves), μ per site and the fit table; then the measured numbers."""
-    parts = [heading(run.name, run.attrs.get("title", run.name)), paragraph(_walking_note(run))]
+    parts = [heading(run.name, run.attrs.get("title", run.name)),
+             paragraph(run.attrs.get("summary", "")), paragraph(_walking_note(run), note=True)]
     midpoints = midpoints_of(results, run)
     if midpoints is not None:
         parts += _midpoint_parts(midpoints, run, out_dir)
@@ -94,7 +96,7 @@ def midpoints_section(run: RunData, results: Results, out_dir: Path) -> str:
     """A midpoint fit whose walking-noise run is not in the file: the fits alone."""
     source = run.attrs.get("source_run", "?")
     return "\n".join([
-        heading(run.name, f"Midpoint fit of {source}"),
+        heading(run.name, run.attrs.get("title", f"Midpoint fit of {source}")),
         paragraph(f"The walking-noise run {source} is not in this file; the fitted curves are "
                   "drawn without the measurements.", note=True),
         *_midpoint_parts(run, None, out_dir)])
@@ -113,7 +115,8 @@ def guided_section(run: RunData, results: Results, out_dir: Path) -> str:
                      ", ".join(str(int(n)) for n in counts), str(int(counts.sum()))])
     return "\n".join([
         heading(run.name, attrs.get("title", run.name)),
-        paragraph(f"Guided multi-execution at σ = {attrs.get('sigma', '?')}: a budget of "
+        paragraph(f"Guided multi-execution at σ = {format_number(attrs.get('sigma', np.nan))}: "
+                  f"a budget of "
                   f"{attrs.get('budget_total', '?')} executions of the noise operators, spread "
                   "evenly (uniform) or by the per-site midpoints (guided); "
                   f"{replicates} replicates, {attrs.get('test_samples', '?')} test samples."),
