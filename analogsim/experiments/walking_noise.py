@@ -117,7 +117,7 @@ def _noisy_model(spec: WalkingNoiseSpec, seed: int, data, writer: ResultsWriter,
         operators.extend(insert_noise_operators(
             model, lambda: NoiseOperator(
                 noise_law(noise, sigma), grad_mode=noise.grad_mode,
-                enable_in_training=noise.in_training,
+                enable_in_training=noise.in_training, enable_in_eval=noise.in_eval,
                 normalize_to_input_size=noise.normalize_to_input_size),
             seed=derive_seed(seed, Purpose.ACTIVATION_NOISE), after=spec.sites,
             skip_batchnorm=noise.skip_batchnorm))
@@ -189,6 +189,7 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
             else [])
         attrs = {"kind": "walking_noise", "law": spec.noise.law,
                  "noise_in_training": int(spec.noise.in_training),
+                 "noise_in_eval": int(spec.noise.in_eval),
                  "num_classes": data.num_classes, "test_samples": len(data.y_test),
                  "grad_mode": spec.noise.grad_mode, "summary": spec.description}
         midpoints = {}

@@ -17,6 +17,8 @@
     grad_mode = "sampled"               # or "ste"
     in_training = false                 # also train with the noise (S2 Table 1), one model
                                         #   per (site, σ, seed); false: inference only
+    in_eval = true                      # noisy when measured; false with in_training: the
+                                        #   noise only regularises, accuracy is clean
     skip_batchnorm = false              # no operators after BatchNorm ("-NN" models)
     normalize_to_input_size = false
 
@@ -72,6 +74,7 @@ class NoiseSpec:
     multiplicative_first: bool = True
     grad_mode: str = "sampled"
     in_training: bool = False
+    in_eval: bool = True
     skip_batchnorm: bool = False
     normalize_to_input_size: bool = False
 
@@ -128,8 +131,8 @@ def _choice(section: dict[str, Any], key: str, options: tuple[str, ...], where: 
 
 def _noise(section: dict[str, Any], where: str) -> NoiseSpec:
     check_keys(section, {"law", "parametrisation", "ratio", "sigma_mul",
-                         "multiplicative_first", "grad_mode", "in_training", "skip_batchnorm",
-                         "normalize_to_input_size"}, where)
+                         "multiplicative_first", "grad_mode", "in_training", "in_eval",
+                         "skip_batchnorm", "normalize_to_input_size"}, where)
     for key, low, high in (("ratio", 0.0, 1.0), ("sigma_mul", 0.0, float("inf"))):
         value = section.get(key, 0.5 if key == "ratio" else 0.0)
         if not is_number(value) or not low <= value <= high:
@@ -141,6 +144,7 @@ def _noise(section: dict[str, Any], where: str) -> NoiseSpec:
         multiplicative_first=_flag(section, "multiplicative_first", True, where),
         grad_mode=_choice(section, "grad_mode", GRAD_MODES, where),
         in_training=_flag(section, "in_training", False, where),
+        in_eval=_flag(section, "in_eval", True, where),
         skip_batchnorm=_flag(section, "skip_batchnorm", False, where),
         normalize_to_input_size=_flag(section, "normalize_to_input_size", False, where))
 
@@ -188,6 +192,9 @@ def parse_walking_spec(data: dict[str, Any], text: str, source: str) -> WalkingN
     experiment = table(data, "experiment", source)
     setup = model_setup(data, source)
     noise = _noise(table(data, "noise", source, required=False), f"{source}: noise")
+    if not (noise.in_training or noise.in_eval):
+        raise SpecError(f"{source}: noise.in_training and noise.in_eval are both false: the "
+                        "operators would never be noisy")
     if noise.in_training and setup.training is None:
         raise SpecError(f"{source}: noise.in_training = true trains models: give [training], "
                         "not model.checkpoint")
