@@ -59,9 +59,12 @@ def test_baseline_is_the_card_itself(digits_mlp, budget):
 
 def test_limits_agree_with_their_evidence_curves(budget):
     floor = budget.baseline - budget.tolerance
-    for knob, limits, curve in zip(budget.knobs, budget.limits, budget.curves, strict=True):
-        for layer, limit, evidence in zip(budget.layers, limits, curve, strict=True):
+    for i, (knob, limits, curve) in enumerate(zip(budget.knobs, budget.limits, budget.curves,
+                                                   strict=True)):
+        for j, (layer, limit, evidence) in enumerate(zip(budget.layers, limits, curve,
+                                                         strict=True)):
             mean = evidence.mean(axis=-1)
+            assert budget.censored[i, j] == (np.isfinite(mean).all() and (mean >= floor).all())
             grid = np.asarray(knob.grid)
             milder = grid <= limit if knob.harsher == "up" else grid >= limit
             assert (mean[milder] >= floor).all(), (knob.name, layer)
@@ -96,7 +99,8 @@ def test_a_layer_that_is_already_noisy_is_found_most_sensitive(digits_mlp):
 def _budget_with(limits: list[float]) -> Budget:
     knob = make_knob(asim.load_chip("pcm"), "read_noise.scale", 60.0)
     array = np.array([limits])
-    return Budget((knob,), ("a", "b", "c"), 0.9, 0.01, array, (), array, np.array([0.9]))
+    return Budget((knob,), ("a", "b", "c"), 0.9, 0.01, array, (), array, np.array([0.9]),
+                  np.zeros_like(array, bool))
 
 
 def test_ranking_verdict_says_when_seeds_agree_and_when_it_is_within_noise():

@@ -76,11 +76,12 @@ class Knob:
     continuous: bool
 
     def between(self, mild: float, harsh: float, fraction: float) -> float:
-        """The value a fraction of the way from ``mild`` to ``harsh`` (geometric if
-        continuous, rounded to an integer otherwise)."""
-        if self.continuous:
-            return mild * (harsh / mild) ** fraction
-        return float(round(mild + fraction * (harsh - mild)))
+        """The value a fraction of the way from ``mild`` to ``harsh``: linear in bits,
+        geometric otherwise (scales, times, levels); rounded for integer knobs."""
+        if self.unit == "bit":
+            return float(round(mild + fraction * (harsh - mild)))
+        value = mild * (harsh / mild) ** fraction
+        return value if self.continuous else float(round(value))
 
 
 def make_knob(chip: Chip, name: str, time_s: float,
@@ -138,6 +139,8 @@ class Budget:
         limits: limit[knob, layer], the harshest tolerated value of each knob (its unit).
         curves: per knob, accuracy[layer, grid value, instance] (the evidence; NaN where a
             layer had failed already and the point was not measured).
+        censored: censored[knob, layer]: the layer passed the whole grid, so its limit is
+            at least the harshest value tried.
         joint_limits: joint_limit[knob, layer], when all layers are pushed together.
         joint_accuracy: mean accuracy at the joint limits, per knob (fraction).
     """
@@ -150,6 +153,7 @@ class Budget:
     curves: tuple[np.ndarray, ...]
     joint_limits: np.ndarray
     joint_accuracy: np.ndarray
+    censored: np.ndarray
 
     def sensitivity_ranking(self) -> list[str]:
         """Layers from most to least sensitive: by mean rank over knobs of the tolerated
@@ -294,5 +298,7 @@ def find_budget(
     bar.close()
     log.info("noise budget of %d knobs × %d layers: %d evaluations", len(knobs), len(layers),
              evaluate_at.evaluations)
+    censored = np.array([[np.isfinite(curve[j, -1]).all() and curve[j, -1].mean() >= floor
+                          for j in range(len(layers))] for curve in curves])
     return Budget(knobs, layers, baseline, tolerance_pp / 100, limits, tuple(curves),
-                  joint_limits, joint_accuracy)
+                  joint_limits, joint_accuracy, censored)

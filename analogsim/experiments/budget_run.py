@@ -3,7 +3,8 @@
 The results file holds:
 
 - ``/runs/budget``: limit[knob, layer, seed] and joint_limit[knob, layer, seed] (each in the
-  knob's unit), joint_accuracy[knob, seed] and baseline_accuracy[seed] (fractions); attributes
+  knob's unit), censored[knob, layer, seed] (1: the whole grid passed, the limit is a lower
+  bound), joint_accuracy[knob, seed] and baseline_accuracy[seed] (fractions); attributes
   name the most sensitive layer, the ranking and whether the seeds agree on it;
 - ``/runs/budget_curve_<knob>``: the evidence of the first seed, accuracy[layer, value,
   instance] along the knob's grid.
@@ -67,6 +68,7 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
             "budget", axes={"knob": [k.name for k in knobs], "layer": layers,
                             "seed": spec.seeds},
             metrics={"limit": ("knob", "layer", "seed"), "joint_limit": ("knob", "layer", "seed"),
+                     "censored": ("knob", "layer", "seed"),
                      "joint_accuracy": ("knob", "seed"), "baseline_accuracy": ("seed",)},
             units={"joint_accuracy": "fraction", "baseline_accuracy": "fraction"},
             attrs={"kind": "budget", "title": f"{spec.name}: noise budget per layer on the "
@@ -86,6 +88,7 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
             point_axes=0)
         run.write_table("limit", np.stack([b.limits for b in budgets], axis=-1))
         run.write_table("joint_limit", np.stack([b.joint_limits for b in budgets], axis=-1))
+        run.write_table("censored", np.stack([b.censored for b in budgets], axis=-1))
         run.write_table("joint_accuracy", np.stack([b.joint_accuracy for b in budgets], -1))
         run.write_point((), baseline_accuracy=[b.baseline for b in budgets])
         for i, knob in enumerate(knobs):
