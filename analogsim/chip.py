@@ -275,6 +275,31 @@ class DriftCompensation:
     )
 
 
+@dataclass(frozen=True)
+class Coding:
+    """How weights are coded into cells (S3 robust weight coding; METHODS.md §13).
+
+    ``scheme`` is ``"none"`` or parts joined by ``+``: ``sign`` (sign as side information,
+    |w| on the full range), ``adaptive_mapping`` (small weights get a larger α),
+    ``redundancy`` (r_small / r_large cells per small / large weight, reads averaged).
+    """
+
+    scheme: str = field(default="none", metadata=_spec(
+        "none, or + joined parts of sign, adaptive_mapping, redundancy"))
+    scope: Literal["tile", "layer", "global"] = field(default="tile", metadata=_spec(
+        "where m = max|w| (and T) are taken: each tile, the layer, or the whole model"))
+    large_fraction: float = _num(6998 / 11164352, "fraction of weights that are large "
+                                 "(S3: 6,998 of 11,164,352)", "", 0.0, 1.0)
+    threshold: float | None = field(default=None, metadata=_spec(
+        "T as a fraction of m; replaces large_fraction when set", "", 0.0, 1.0))
+    large_range: Literal["full", "above_threshold"] = field(default="full", metadata=_spec(
+        "large weights map [0, m] or [T, m] onto the range (the latter needs sign)"))
+    clamp_magnitude: bool = field(default=True, metadata=_spec(
+        "clamp a decoded magnitude at 0, so the sign stays protected"))
+    r_small: int = field(default=1, metadata=_spec("cells per small weight", "", 1, 1000))
+    r_large: int = field(default=10, metadata=_spec("cells per large weight", "", 1, 1000))
+
+
 ProgrammingNoise = NoProgrammingNoise | PolynomialProgrammingNoise | GaussianProgrammingNoise
 Drift = NoDrift | PcmPowerLawDrift | RramRelaxation
 ReadNoise = NoReadNoise | PcmOneOverFReadNoise
@@ -313,6 +338,7 @@ class Chip:
     output_noise: OutputNoise = field(default_factory=OutputNoise)
     mapping: TileMapping = field(default_factory=TileMapping)
     drift_compensation: DriftCompensation = field(default_factory=DriftCompensation)
+    coding: Coding = field(default_factory=Coding)
 
     required_sections: ClassVar[tuple[str, ...]] = ("card", "conductance")
 
@@ -479,6 +505,24 @@ def _check_consistency(chip: Chip, source: str) -> None:
         raise CardError(
             f"{source}: faults.stuck_low_fraction + faults.stuck_high_fraction must be ≤ 1, got "
             f"{faults.stuck_low_fraction + faults.stuck_high_fraction}"
+        )
+    coding = chip.coding
+    parts = set() if coding.scheme == "none" else set(coding.scheme.split("+"))
+    known = {"sign", "adaptive_mapping", "redundancy"}
+    if not parts <= known or "none" in parts or "" in parts:
+        raise CardError(
+            f"{source}: coding.scheme must be 'none' or + joined parts of {sorted(known)}, got "
+            f"{coding.scheme!r}"
+        )
+    if coding.large_range == "above_threshold" and not {"sign", "adaptive_mapping"} <= parts:
+        raise CardError(
+            f"{source}: coding.large_range = 'above_threshold' needs the sign and "
+            f"adaptive_mapping parts; scheme is {coding.scheme!r}"
+        )
+    if coding.r_large < coding.r_small:
+        raise CardError(
+            f"{source}: coding.r_large ({coding.r_large}) must be at least coding.r_small "
+            f"({coding.r_small})"
         )
     drift = chip.drift
     if (isinstance(drift, PcmPowerLawDrift) and isinstance(chip.read_noise, PcmOneOverFReadNoise)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from analogsim import coding
 from analogsim.backends.base import BackendModel
 from analogsim.conversion import analog_layers
 from analogsim.errors import ConversionError, StateError
@@ -49,12 +50,33 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1)
         model.program(seed, ids)
         return model
     layers = _layers_or_error(model, "program")
+    reference = _global_coding_reference(layers)
     for layer in layers:
-        layer.tile.program(layer.weight_matrix(), seed, ids)
+        layer.tile.program(layer.weight_matrix(), seed, ids,
+                           reference if layer.tile.chip.coding.scope == "global" else None)
     log.info(
         "programmed %d analog layers on %d chip instances (seed %d)", len(layers), len(ids), seed
     )
     return model
+
+
+def _global_coding_reference(layers: list) -> coding.CodingReference | None:
+    """m and T over every layer whose card codes weights with ``coding.scope = "global"``."""
+    scoped = [layer for layer in layers if layer.tile.chip.coding.scope == "global"]
+    if not scoped:
+        return None
+    codings = {layer.tile.chip.coding for layer in scoped}
+    if len(codings) > 1:
+        raise ConversionError("layers coded with coding.scope = 'global' must share one "
+                              f"[coding] section; found {len(codings)} different ones")
+    return coding.coding_reference([layer.weight_matrix() for layer in scoped], codings.pop())
+
+
+def coding_cost(model: nn.Module) -> coding.CodingCost:
+    """Weights, cells, devices and side-information bits of a programmed model, summed over
+    its analog layers; ``.r_avg`` is its mean cells per weight."""
+    costs = [layer.tile.coding_cost() for layer in _layers_or_error(model, "coding_cost")]
+    return sum(costs[1:], costs[0])
 
 
 def drift(model: nn.Module, t_seconds: float) -> nn.Module:

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from analogsim import device_model
-from analogsim.chip import Chip, chip_from_toml
+from analogsim import coding, device_model
+from analogsim.chip import Chip, Coding, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
 from analogsim.physics.sampling import standard_normal
@@ -50,6 +50,10 @@ _STATE_BUFFERS = (
     "q_effective",
     "compensation_reference",
     "compensation_factor",
+    "coding_sign",
+    "coding_large",
+    "coding_lower",
+    "coding_upper",
 )
 
 
@@ -140,8 +144,24 @@ class AnalogTile(nn.Module):
         starts = range(0, self.out_features, mapping.tile_cols)
         self.column_groups = [(s, min(s + mapping.tile_cols, self.out_features)) for s in starts]
         self._configure_converters()
+        self._check_coding()
         sizes = torch.tensor([b - a for a, b in self.row_chunks])
         self._chunk_of_row = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+
+    @property
+    def coded(self) -> bool:
+        """Whether weights go through a coding stage (a card [coding] other than the default
+        tile-wise max|w| mapping)."""
+        return self.chip.coding != Coding()
+
+    def _check_coding(self) -> None:
+        noise = self.chip.per_read_noise
+        if self.coded and (noise.additive_std > 0 or noise.multiplicative_std > 0):
+            raise ConversionError(
+                f"card {self.chip.name!r}: weight coding (coding.scheme = "
+                f"{self.chip.coding.scheme!r}) with per-read noise is not supported; set "
+                "per_read_noise.additive_std and multiplicative_std to 0"
+            )
 
     def _configure_converters(self) -> None:
         """Constants of the periphery, derived once from the card."""
@@ -198,21 +218,31 @@ class AnalogTile(nn.Module):
     # ------------------------------------------------------------------------ lifecycle
 
     @torch.no_grad()
-    def program(self, weight: torch.Tensor, seed: int, instance_ids: list[int]) -> None:
+    def program(self, weight: torch.Tensor, seed: int, instance_ids: list[int],
+                coding_reference: coding.CodingReference | None = None) -> None:
         """Program chip instances ``instance_ids`` (in place): draw the one-shot device state.
 
         Args:
             weight: the digital weight matrix (out, rows).
             seed: the user's seed; instance k draws from streams derived from (seed, layer, k).
             instance_ids: which instances to program; K = len(instance_ids).
+            coding_reference: m and T of a model-wide coding scope (``coding.scope =
+                "global"``); computed from this layer alone when None.
         """
         _check_finite(weight, "weight")
         scale = self.weight_scales(weight)
-        w_normalised = weight.detach().float() / self._expand_rows(scale)
         generators = [
             make_generator(seed, Purpose.PROGRAM, self.layer_index, k) for k in instance_ids
         ]
-        devices = device_model.program_devices(self.chip, w_normalised, generators)
+        if self.coded:
+            coded = self._encode(weight, scale, coding_reference)
+            self.coding_sign = _or_empty(coded.sign)
+            self.coding_large, self.coding_lower = coded.large, coded.lower
+            self.coding_upper = coded.upper
+            cells = coded.cells.unsqueeze(0)  # one row of cells: (1, N)
+        else:
+            cells = weight.detach().float() / self._expand_rows(scale)
+        devices = device_model.program_devices(self.chip, cells, generators)
         self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
         self.t_inference = torch.tensor(0.0, dtype=torch.float64)
@@ -222,9 +252,10 @@ class AnalogTile(nn.Module):
         self.drift_exponents = _or_empty(devices.drift_exponents)
         self._read_noise_q = None
         self.faults = _or_empty(devices.faults)
+        self.compensation_reference = torch.empty(0)
         self._read_out_conductances(devices.g_programmed)
         self.reseed_forward_noise(seed)
-        if self.chip.drift_compensation.method != "none":
+        if self.chip.drift_compensation.method != "none" and not self.coded:
             self.compensation_reference = self._compensation_readout(0.0)
         self.compensation_factor = torch.ones(
             len(instance_ids), len(self.row_chunks), self.out_features
@@ -253,15 +284,69 @@ class AnalogTile(nn.Module):
         self._read_noise_q = devices.read_noise_q  # computed once per programmed state
         self._read_out_conductances(aged)
         self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
-        if self.chip.drift_compensation.method != "none":
+        if self.chip.drift_compensation.method != "none" and not self.coded:
             readout = self._compensation_readout(t_inference)
             self.compensation_factor = periphery.drift_compensation_factor(
                 self.compensation_reference, readout
             )
 
+    def _encode(self, weight: torch.Tensor, scale: torch.Tensor,
+                reference: coding.CodingReference | None) -> coding.CodedWeights:
+        scope = self.chip.coding.scope
+        if scope == "tile":
+            return coding.encode(weight, self.chip.coding, self._expand_rows(scale).expand_as(
+                weight))
+        if reference is None:
+            if scope == "global":
+                raise StateError("coding.scope = 'global' needs the model-wide reference: "
+                                 "program the model with analogsim.program")
+            reference = coding.coding_reference([weight], self.chip.coding)
+        return coding.encode(weight, self.chip.coding, reference)
+
+    def _coded_layout(self) -> coding.CodedWeights:
+        parts = coding.scheme_parts(self.chip.coding.scheme)
+        r_small, r_large = ((self.chip.coding.r_small, self.chip.coding.r_large)
+                            if "redundancy" in parts else (1, 1))
+        return coding.CodedWeights(torch.empty(0), _or_none(self.coding_sign),
+                                   self.coding_large, self.coding_lower, self.coding_upper,
+                                   r_small, r_large)
+
+    def coding_cost(self) -> coding.CodingCost:
+        """Weights, cells and side-information bits this layer's programmed coding uses."""
+        if not self.is_programmed:
+            raise StateError("coding_cost() needs a programmed tile")
+        devices = 2 if self.chip.conductance.pair == "differential" else 1
+        if not self.coded:
+            weights = self.out_features * self.rows
+            return coding.CodingCost(weights, weights, weights * devices, 0)
+        return coding.coding_cost(self._coded_layout(), self.chip.coding,
+                                  self.g_target.shape[-1] * devices)
+
+    def _decode_cells(self, g: torch.Tensor) -> torch.Tensor:
+        """Normalised weights (K, out, rows) decoded from the cells' conductances (K, D, 1, N).
+
+        Drift compensation of a coded tile rescales the cells' reads (before the decoding,
+        which is not linear) by one factor per instance: mean |x̂| when programmed over mean
+        |x̂| now, measured exactly.
+        """
+        x_hat = device_model.read_weights(self.chip, g)[:, 0]  # (K, N)
+        if self.chip.drift_compensation.method != "none":
+            level = x_hat.abs().mean(dim=-1, keepdim=True)
+            if not self.compensation_reference.numel():
+                self.compensation_reference = level
+            x_hat = x_hat * (self.compensation_reference / level)
+        layout = self._coded_layout()
+        w_hat = coding.decode(layout, coding.average_reads(layout, x_hat),
+                              self.chip.coding.clamp_magnitude)
+        return w_hat / self._expand_rows(self.weight_scale)
+
     def _read_out_conductances(self, g: torch.Tensor) -> None:
-        self.w_effective = device_model.read_weights(self.chip, g)
         self._plan = None
+        if self.coded:
+            self.w_effective = self._decode_cells(g)
+            self.q_effective = torch.empty(0)
+            return
+        self.w_effective = device_model.read_weights(self.chip, g)
         if self.chip.per_read_noise.multiplicative_std > 0:
             self.q_effective = device_model.conductance_square_weights(self.chip, g)
         else:

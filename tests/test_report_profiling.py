@@ -244,7 +244,7 @@ def test_walking_noise_without_a_fit_is_drawn_as_curves(tmp_path):
 def test_budget_page_names_the_most_sensitive_layer(tmp_path):
     page, _ = _report(tmp_path, "budget")
     assert ("The most sensitive layer is fc2. Ranking, most sensitive first: fc2 &gt; fc1 &gt; "
-            "fc3 (stable across seeds). fc2 is first for every knob and seed.") in page
+            "fc3 (stable across seeds: fc2 is first for every knob and seed).") in page
     assert _images(page) == ["budget.png", "budget_curve_adc.bits.png",
                              "budget_curve_drift_time.png", "budget_curve_read_noise.scale.png"]
     assert "read_noise.scale (higher = more tolerant)" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -39,6 +40,12 @@ def panel_grid(count: int, ncols: int, panel_size: tuple[float, float] = (3.4, 2
         elif sharex and index + ncols >= count:
             axes.xaxis.set_tick_params(labelbottom=True)
     return figure, panels[:count]
+
+
+def suptitle(figure: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width (about 10 characters per inch at the default
+    title size)."""
+    figure.suptitle(textwrap.fill(text, max(40, int(10 * figure.get_figwidth()))))
 
 
 def save(figure: Figure, path: Path) -> Path:

@@ -17,7 +17,7 @@ from analogsim.report.formatting import (
     is_time,
     replicates_noun,
 )
-from analogsim.report.layout import panel_grid, save
+from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, style_value_axis
 from analogsim.report.summaries import summarise
 from analogsim.results import RunData
@@ -166,7 +166,7 @@ def plot_heatmaps(run: RunData, path: Path, rows: str, cols: str,
     figure.supylabel(axis_label(run, rows))
     figure.colorbar(image, ax=panels, label=f"mean {metric} [%] over "
                     f"{replicates_noun(run.dims[metric][-1])}")
-    figure.suptitle(run.attrs.get("title", run.name))
+    suptitle(figure, run.attrs.get("title", run.name))
     return save(figure, path)
 
 

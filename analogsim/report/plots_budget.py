@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analogsim.report.formatting import format_number
-from analogsim.report.layout import panel_grid, save
+from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import style_value_axis
 from analogsim.results import RunData
 
@@ -51,9 +51,8 @@ def limit_summary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """Mean, min and max over seeds (the last axis), NaN seeds ignored; NaN if none."""
     values = np.asarray(values, dtype=float)
     measured = np.isfinite(values).any(axis=-1)
-    safe = np.where(measured[..., None], values, 0.0)
-    with np.errstate(invalid="ignore"):
-        summary = (np.nanmean(safe, axis=-1), np.nanmin(safe, axis=-1), np.nanmax(safe, axis=-1))
+    safe = np.where(measured[..., None], values, 0.0)  # no all-NaN rows for nanmean & co.
+    summary = (np.nanmean(safe, axis=-1), np.nanmin(safe, axis=-1), np.nanmax(safe, axis=-1))
     return tuple(np.where(measured, s, np.nan) for s in summary)
 
 
@@ -90,13 +89,13 @@ def plot_budget(run: RunData, path: Path) -> Path:
         axes.set_title(knob.name, fontsize="medium")
         axes.set_xlabel("analog layer", fontsize="small")
         axes.grid(True, axis="y", which="major", alpha=0.3)
-    figure.suptitle(f"Noise budget of card {run.attrs.get('card', '?')}: the harshest value each "
-                    f"layer tolerates within {format_number(run.attrs.get('tolerance_pp', 1))} "
-                    "pp of the baseline accuracy")
+    suptitle(figure, f"Noise budget of card {run.attrs.get('card', '?')}: the harshest value "
+             f"each layer tolerates within {format_number(run.attrs.get('tolerance_pp', 1))} pp "
+             "of the baseline accuracy")
     figure.legend(
         [Patch(color=_ALONE), Patch(facecolor="white", edgecolor=_JOINT, hatch="///"),
          Line2D([], [], color="black", linestyle="--"), Patch(color=_SENSITIVE)],
         ["layer alone (mean; bars: min–max over seeds)", "joint: all layers at once",
          "the card's value", f"most sensitive layer ({sensitive})"],
-        loc="outside lower center", ncols=4, fontsize="small")
+        loc="outside lower center", ncols=4 if len(knobs) > 2 else 2, fontsize="small")
     return save(figure, path)

@@ -14,7 +14,7 @@ from analogsim.report.formatting import (
     format_quantity,
     format_value_error,
 )
-from analogsim.report.layout import panel_grid, save
+from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, spans_decades, style_value_axis
 from analogsim.report.summaries import mean_and_spread, summarise, welch_difference
 from analogsim.results import RunData
@@ -99,7 +99,7 @@ def plot_midpoint_fits(midpoints: RunData, source: RunData | None, path: Path,
     panels[0].set_xlim(every_sigma.min(), every_sigma.max())
     panels[0].set_ylim(0, 100)
     figure.supylabel("accuracy [%]")
-    figure.suptitle(f"{title}: midpoint fit per noise site")
+    suptitle(figure, f"{title}: midpoint fit per noise site")
     _legend_below(figure, panels)
     return save(figure, path)
 
@@ -186,5 +186,5 @@ def plot_guided(run: RunData, path: Path) -> Path:
     right.legend(fontsize="small")
     for axes in (left, right):
         axes.grid(True, axis="y", alpha=0.3)
-    figure.suptitle(run.attrs.get("title", run.name))
+    suptitle(figure, run.attrs.get("title", run.name))
     return save(figure, path)

@@ -55,12 +55,17 @@ def _set_ticks(axes: Axes, which: Which, ticks: np.ndarray, labels: list[str] | 
 
 
 def _decade_ticks(values: np.ndarray, most: int = 6) -> np.ndarray:
-    """Powers of ten across the positive values, every decade or every few so that at most
-    about ``most`` remain; 0 first when it is a value."""
+    """Ticks of a log axis: 1, 2, 5 × 10^k across up to two decades; beyond, powers of ten,
+    every decade or every few so that at most about ``most`` remain; 0 first when it is a
+    value."""
     positive = values[values > 0]
     low, high = np.floor(np.log10(positive.min())), np.ceil(np.log10(positive.max()))
-    step = max(1, int(np.ceil((high - low + 1) / most)))
-    ticks = 10.0 ** np.arange(low, high + 1, step)
+    if high - low <= 2:
+        ticks = np.outer(10.0 ** np.arange(low, high + 1), [1.0, 2.0, 5.0]).ravel()
+        ticks = ticks[(ticks >= positive.min() / 2) & (ticks <= positive.max() * 2)]
+    else:
+        step = max(1, int(np.ceil((high - low + 1) / most)))
+        ticks = 10.0 ** np.arange(low, high + 1, step)
     return np.concatenate([[0.0], ticks]) if (values == 0).any() else ticks
 
 

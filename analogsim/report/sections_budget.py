@@ -17,13 +17,13 @@ from analogsim.statistics import confidence_interval
 
 def sensitivity_sentence(run: RunData) -> str:
     """'The most sensitive layer is fc2. Ranking, most sensitive first: fc2 > fc1 > fc3 (stable
-    across seeds). <note>'"""
+    across seeds: <the run's ranking note>).'"""
     attrs = run.attrs
     stable = "stable" if attrs.get("ranking_stable") else "not stable"
-    note = attrs.get("ranking_note", "")
+    note = str(attrs.get("ranking_note", "")).strip().rstrip(".")
     return (f"The most sensitive layer is {attrs.get('most_sensitive_layer', '?')}. Ranking, "
-            f"most sensitive first: {attrs.get('ranking', '?')} ({stable} across seeds). "
-            f"{note}").strip()
+            f"most sensitive first: {attrs.get('ranking', '?')} ({stable} across seeds"
+            f"{': ' + note if note else ''}).")
 
 
 def limits_table(run: RunData) -> str:

@@ -1,0 +1,205 @@
+"""Analog weight coding: how weights are written into noisy cells (S3; METHODS.md §13).
+
+A weight w is stored as the channel value x = α·w − β ∈ [−1, 1] (what gets programmed) and
+decoded after the read as ŵ = (x̂ + β)/α, so channel noise ε becomes ε/α on the weight. The
+schemes are cumulative in S3 and each can be chosen on its own:
+
+- ``none``: x = w/m with m = max|w| of the scope (a tile, the layer or the whole model);
+- ``sign``: sgn(w) is kept as reliable side information and |w| ∈ [0, m] fills the whole
+  range, x = 2|w|/m − 1 (α = 2/m, twice as large); the decoded magnitude is clamped at 0 so
+  a sign error cannot happen;
+- ``adaptive_mapping``: weights with |w| ≤ T (small) get the range of [0, T] instead of
+  [0, m], so a larger α; T is the quantile that leaves ``large_fraction`` of the weights large
+  (default S3's 6,998 of 11,164,352), or ``threshold`` · m; large weights map [0, m] (default)
+  or [T, m] onto the range; the small/large bit is side information;
+- ``redundancy``: small weights are stored in ``r_small`` cells and large ones in ``r_large``,
+  the reads averaged, so the decoded noise std is σ/(α√r).
+
+Cells are laid out as one row: ``r_small`` copies of every weight, then ``r_large − r_small``
+copies of the large ones; a tile programs that row like any weight row, so every device
+effect (programming noise, drift, read noise, faults, levels) acts on the coded values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from analogsim.chip import Coding
+
+#: S3's large-weight count: 6,998 of the 11,164,352 weights of its ResNet-18.
+PAPER_LARGE_FRACTION = 6998 / 11164352
+SCHEME_PARTS = ("sign", "adaptive_mapping", "redundancy")
+
+
+def scheme_parts(scheme: str) -> frozenset[str]:
+    """The parts of a scheme string: ``"none"`` → {}, ``"sign+redundancy"`` → both."""
+    return frozenset() if scheme == "none" else frozenset(scheme.split("+"))
+
+
+def threshold(magnitudes: torch.Tensor, coding: Coding, max_abs: float) -> float:
+    """T: ``coding.threshold`` · m, or the (1 − large_fraction) quantile of |w| (weight units)."""
+    if coding.threshold is not None:
+        return coding.threshold * max_abs
+    flat = magnitudes.detach().flatten().double()
+    large = round(coding.large_fraction * flat.numel())
+    if large == 0:
+        return max_abs
+    return float(torch.kthvalue(flat, flat.numel() - large).values)
+
+
+@dataclass(frozen=True)
+class CodingReference:
+    """The statistics a scope's α come from: m = max|w| and T, in weight units."""
+
+    max_abs: float
+    threshold: float
+
+
+def coding_reference(weights: list[torch.Tensor], coding: Coding) -> CodingReference:
+    """m and T over a set of weight tensors (one layer, or every layer of the model)."""
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    max_abs = float(magnitudes.max()) or 1.0
+    return CodingReference(max_abs, threshold(magnitudes, coding, max_abs))
+
+
+@dataclass
+class CodedWeights:
+    """Weights as coded cells, with the side information needed to decode them.
+
+    Attributes:
+        cells: (N,) channel values in [−1, 1], the layout of the module docstring.
+        sign: (out, in) ±1 side information, or None without sign protection.
+        large: (out, in) bool, the small/large side information.
+        lower, upper: (out, in) the magnitude range [lower, upper] (sign protection) or
+            [−upper, upper] (without) that maps onto [−1, 1], in weight units.
+        r_small, r_large: cells per small / large weight.
+    """
+
+    cells: torch.Tensor
+    sign: torch.Tensor | None
+    large: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+    r_small: int
+    r_large: int
+
+    @property
+    def weights(self) -> int:
+        return self.large.numel()
+
+    @property
+    def copies(self) -> torch.Tensor:
+        """(out, in) cells per weight."""
+        return torch.where(self.large, self.r_large, self.r_small)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """(out, in) α of each weight: noise ε in the channel is ε/α on the weight."""
+        span = self.upper - self.lower
+        return 2.0 / span if self.sign is not None else 1.0 / self.upper
+
+
+def encode(w: torch.Tensor, coding: Coding, reference: CodingReference | torch.Tensor
+           ) -> CodedWeights:
+    """Code a weight matrix into cells.
+
+    Args:
+        w: (out, in) weights.
+        coding: the card's coding section.
+        reference: m and T of the scope; or, for scope ``tile``, the per-weight m as an
+            (out, in) tensor (T is then taken over the layer).
+    """
+    parts = scheme_parts(coding.scheme)
+    w = w.detach().float()
+    magnitude = w.abs()
+    if isinstance(reference, torch.Tensor):
+        max_abs = reference.float()
+        t = threshold(magnitude, coding, float(max_abs.max()))
+    else:
+        max_abs = torch.full_like(w, reference.max_abs)
+        t = reference.threshold
+    t_tensor = torch.minimum(torch.full_like(w, t), max_abs)
+    large = magnitude > t_tensor
+    adaptive = "adaptive_mapping" in parts
+    upper = torch.where(large | (not adaptive), max_abs, t_tensor)
+    upper = torch.where(upper > 0, upper, torch.ones_like(upper))
+    lower = torch.zeros_like(w)
+    if "sign" in parts:
+        if adaptive and coding.large_range == "above_threshold":
+            lower = torch.where(large, t_tensor, lower)
+        sign = torch.where(w < 0, -1.0, 1.0)
+        x = 2 * (magnitude - lower) / (upper - lower) - 1
+    else:
+        sign = None
+        x = w / upper
+    redundant = "redundancy" in parts
+    r_small, r_large = (coding.r_small, coding.r_large) if redundant else (1, 1)
+    x = x.clamp(-1, 1)
+    cells = torch.cat([x.flatten().repeat(r_small), x[large].repeat(r_large - r_small)])
+    return CodedWeights(cells, sign, large, lower, upper, r_small, r_large)
+
+
+def average_reads(coded: CodedWeights, x_hat: torch.Tensor) -> torch.Tensor:
+    """The mean read of each weight's cells: (..., N) → (..., out, in)."""
+    shape = coded.large.shape
+    n = coded.weights
+    full = x_hat[..., : coded.r_small * n].unflatten(-1, (coded.r_small, *shape)).sum(dim=-3)
+    extra = x_hat[..., coded.r_small * n:]
+    if extra.shape[-1]:
+        per_large = extra.unflatten(-1, (coded.r_large - coded.r_small, -1)).sum(dim=-2)
+        full = full.clone()
+        full[..., coded.large] += per_large
+    return full / coded.copies
+
+
+def decode(coded: CodedWeights, x_mean: torch.Tensor, clamp_magnitude: bool = True
+           ) -> torch.Tensor:
+    """ŵ from the mean channel reads (..., out, in), in weight units."""
+    if coded.sign is None:
+        return x_mean * coded.upper
+    magnitude = (x_mean + 1) * ((coded.upper - coded.lower) / 2) + coded.lower
+    if clamp_magnitude:
+        magnitude = magnitude.clamp(min=0)
+    return coded.sign * magnitude
+
+
+@dataclass(frozen=True)
+class CodingCost:
+    """What a coding costs a layer (or a model, summed).
+
+    Attributes:
+        weights: number of weights.
+        cells: number of cells (weights × copies; a cell is one differential pair or one
+            device, as the card maps a weight).
+        devices: number of devices (cells × devices per cell).
+        side_bits: reliable side-information bits (sign and small/large per weight).
+    """
+
+    weights: int
+    cells: int
+    devices: int
+    side_bits: int
+
+    @property
+    def r_avg(self) -> float:
+        """Mean cells per weight, (r_small·N_small + r_large·N_large) / N."""
+        return self.cells / self.weights
+
+    @property
+    def side_bits_per_weight(self) -> float:
+        return self.side_bits / self.weights
+
+    def __add__(self, other: CodingCost) -> CodingCost:
+        return CodingCost(self.weights + other.weights, self.cells + other.cells,
+                          self.devices + other.devices, self.side_bits + other.side_bits)
+
+
+def coding_cost(coded: CodedWeights, coding: Coding, devices: int) -> CodingCost:
+    """The cost of coded weights stored on ``devices`` devices: one side bit per weight for
+    the sign, one for the small/large split (adaptive mapping or redundancy)."""
+    parts = scheme_parts(coding.scheme)
+    bits_per_weight = ("sign" in parts) + bool(parts & {"adaptive_mapping", "redundancy"})
+    cells = int(coded.copies.sum())
+    return CodingCost(coded.weights, cells, devices, bits_per_weight * coded.weights)
