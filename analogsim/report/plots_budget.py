@@ -76,6 +76,11 @@ def plot_budget(run: RunData, path: Path) -> Path:
             axes.bar(where + offset, mean, 0.4, yerr=np.abs([mean - low, high - mean]),
                      capsize=2, ecolor="black", **style)
             shown += [*low, *high]
+            if metric == "limit" and "censored" in run.data:  # the whole grid passed
+                for x, top, censored in zip(where + offset, high, run.data["censored"][k].any(
+                        axis=-1), strict=True):
+                    if censored and np.isfinite(top):
+                        axes.annotate("≥", (x, top), ha="center", va="bottom", fontsize="small")
         if np.isfinite(knob.card_value):
             axes.axhline(knob.card_value, color="black", linestyle="--", linewidth=1)
         style_value_axis(axes, "y", np.asarray(shown), knob.unit, ticks_at_values=False)
@@ -95,7 +100,8 @@ def plot_budget(run: RunData, path: Path) -> Path:
     figure.legend(
         [Patch(color=_ALONE), Patch(facecolor="white", edgecolor=_JOINT, hatch="///"),
          Line2D([], [], color="black", linestyle="--"), Patch(color=_SENSITIVE)],
-        ["layer alone (mean; bars: min–max over seeds)", "joint: all layers at once",
+        ["layer alone (mean; bars: min–max over seeds; ≥: the whole grid passed)",
+         "joint: all layers at once",
          "the card's value", f"most sensitive layer ({sensitive})"],
         loc="outside lower center", ncols=4 if len(knobs) > 2 else 2, fontsize="small")
     return save(figure, path)

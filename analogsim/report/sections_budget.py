@@ -32,7 +32,10 @@ def limits_table(run: RunData) -> str:
     knobs = budget_knobs(run)
     alone = limit_summary(run.data["limit"])[0]  # [knob, layer]
     joint = limit_summary(run.data["joint_limit"])[0]
-    rows = [[str(layer), *(f"{format_quantity(alone[k, j], knob.unit)} (joint "
+    censored = (run.data["censored"].any(axis=-1) if "censored" in run.data
+                else np.zeros(alone.shape, bool))
+    rows = [[str(layer), *(f"{'≥ ' if censored[k, j] else ''}"
+                           f"{format_quantity(alone[k, j], knob.unit)} (joint "
                            f"{format_quantity(joint[k, j], knob.unit)})"
                            for k, knob in enumerate(knobs))]
             for j, layer in enumerate(run.axes["layer"])]
@@ -43,7 +46,8 @@ def limits_table(run: RunData) -> str:
                                        for knob in knobs)])
     header = ["layer", *(f"{knob.name} ({knob.direction})" for knob in knobs)]
     return html_table(header, rows, caption="Means over seeds; “—”: not reached or not "
-                      "measured. Joint: every layer at once.")
+                      "measured; “≥”: the layer passed every value tried. Joint: every layer "
+                      "at once.")
 
 
 def _baseline(run: RunData) -> tuple[float, float, float]:
