@@ -535,7 +535,8 @@ class AnalogTile(nn.Module):
         factor = plan.output_factors[j]
         if isinstance(factor, float) or factor.dim() == 1:  # per instance: fold it with max|x|
             multiplier = _per_instance(factor, input_scale, y)
-            if not owned:
+            if not owned or (bias is not None and bias.requires_grad and
+                             torch.is_grad_enabled()):  # autograd: no out= results
                 return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
             if bias is None:
                 return y.mul_(multiplier)

@@ -8,6 +8,9 @@ Everything is measured side by side in this one process and printed as ratios:
 - analog with every ``pcm`` default on vs a hand-written floor doing the same arithmetic
   (abs-max input scaling, DAC and ADC quantisers, F.linear/F.conv2d on the programmed weights,
   ``torch.randn`` output noise): target ≤ 1.2×;
+- analog ``pcm`` with S3's full weight coding (sign protection, adaptive mapping, adaptive
+  redundancy) vs the same floor: the coding is decoded once per drift state, so the target is
+  the same ≤ 1.2×;
 - K = 16 instances in one call vs 16 sequential K = 1 calls (per-instance cost).
 
 Run: ``python benchmarks/bench_tile.py`` (eval mode, K = 1, no autograd).
@@ -24,6 +27,9 @@ from torch import nn
 
 import analogsim as asim
 from analogsim.physics.periphery import quantisation_step
+
+#: Every coding part at once (S3's full protection), for the coded-tile column.
+FULL_CODING = "sign+adaptive_mapping+redundancy"
 
 
 def best_time(fn, repeats: int, number: int) -> float:
@@ -58,6 +64,7 @@ def bench_case(name, digital, x, mvm, dims, repeats, number):
     analog = programmed_layer(digital, chip)
     quiet = programmed_layer(digital, quiet_chip)
     batch16 = programmed_layer(digital, chip, instances=16)
+    coded = programmed_layer(digital, asim.load_chip("pcm", **{"coding.scheme": FULL_CODING}))
     w_normalised = analog.tile.w_effective[0].reshape(analog.weight.shape)
     x16 = x.repeat(16, *([1] * (x.dim() - 1)))
     with torch.inference_mode():
@@ -66,10 +73,11 @@ def bench_case(name, digital, x, mvm, dims, repeats, number):
         t_analog = best_time(lambda: analog(x), repeats, number)
         t_floor = best_time(lambda: floor_forward(x, w_normalised, chip, mvm, dims), repeats,
                             number)
+        t_coded = best_time(lambda: coded(x), repeats, number)
         t_k16 = best_time(lambda: batch16(x16), max(2, repeats // 2), max(1, number // 4))
     print(f"{name:<32} {1e3 * t_digital:8.3f} {1e3 * t_quiet:8.3f} {1e3 * t_floor:8.3f} "
           f"{1e3 * t_analog:8.3f} {t_quiet / t_digital:12.2f}x {t_analog / t_floor:10.2f}x "
-          f"{t_k16 / (16 * t_analog):10.2f}x")
+          f"{t_coded / t_floor:10.2f}x {t_k16 / (16 * t_analog):10.2f}x")
 
 
 def main() -> None:
@@ -83,7 +91,7 @@ def main() -> None:
     print("columns: digital layer; analog pcm with forward noise off; plain-torch floor; analog "
           "pcm defaults; ratios")
     print(f"{'case':<32} {'digital':>8} {'no noise':>8} {'floor':>8} {'pcm':>8} "
-          f"{'nonoise/dig':>13} {'pcm/floor':>11} {'K16/16xK1':>11}")
+          f"{'nonoise/dig':>13} {'pcm/floor':>11} {'coded/floor':>11} {'K16/16xK1':>11}")
     linear = nn.Linear(512, 512)
     bench_case("Linear 512x512, batch 256", linear, torch.randn(256, 512),
                lambda x, w: F.linear(x, w), (-1,), args.repeats, args.number)
@@ -91,7 +99,8 @@ def main() -> None:
     bench_case("Conv2d 16->32 3x3, 64x16x32x32", conv, torch.randn(64, 16, 32, 32),
                lambda x, w: F.conv2d(x, w, padding=1), (1, 2, 3), args.repeats,
                max(1, args.number // 4))
-    print("targets: no noise vs digital <= 1.3x (Linear), <= 1.5x (Conv2d); pcm vs floor <= 1.2x")
+    print("targets: no noise vs digital <= 1.3x (Linear), <= 1.5x (Conv2d); pcm and coded pcm "
+          "vs floor <= 1.2x")
 
 
 if __name__ == "__main__":

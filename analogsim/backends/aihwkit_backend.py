@@ -52,6 +52,7 @@ from analogsim import device_model
 from analogsim.backends.base import BackendModel
 from analogsim.chip import (
     Chip,
+    Coding,
     NoDrift,
     NoReadNoise,
     PcmOneOverFReadNoise,
@@ -169,6 +170,8 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
     if tile not in ("cpp", "torch"):
         raise AihwkitMappingError(f"tile must be 'cpp' or 'torch', got {tile!r}")
     cond = chip.conductance
+    if chip.coding != Coding():
+        _refuse("coding", chip.coding, "weight coding is a mapping of analogsim's native tile")
     if cond.pair != "differential":
         _refuse("conductance.pair", cond.pair, "aihwkit's converters for these noise models "
                 "use a differential pair")

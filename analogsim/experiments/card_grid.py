@@ -27,7 +27,8 @@ class CardAxis:
 
     Attributes:
         field: the card field, spelled as an override (``"read_noise.scale"``, ``"adc.bits"``,
-            an aihwkit alias such as ``"read_noise_scale"``).
+            an aihwkit alias such as ``"read_noise_scale"``); or several fields that move
+            together (``("programming.scale", "read_noise.scale")``: the device's noise).
         values: the values of the field (``mode="set"``; None removes an optional field, e.g.
             ``adc.bits`` = None is an ideal ADC) or factors of the card's value
             (``mode="scale"``).
@@ -37,7 +38,7 @@ class CardAxis:
         name: the axis name in results (default: the field, with ``@layers`` when restricted).
     """
 
-    field: str
+    field: str | tuple[str, ...]
     values: tuple[Any, ...]
     mode: AxisMode = "set"
     layers: tuple[str, ...] = ()
@@ -56,7 +57,11 @@ class CardAxis:
                             f"{list(self.values)}")
         if not self.name:
             suffix = f"@{','.join(self.layers)}" if self.layers else ""
-            object.__setattr__(self, "name", f"{self.field}{suffix}")
+            object.__setattr__(self, "name", f"{'+'.join(self.fields)}{suffix}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,) if isinstance(self.field, str) else tuple(self.field)
 
     @property
     def unit(self) -> str:
@@ -69,13 +74,15 @@ class CardAxis:
 
 def _layer_override(axis: CardAxis, value: Any, chip: Chip) -> dict[str, Any]:
     if axis.mode == "set":
-        return {axis.field: value}
-    base = chip.value(axis.field)
-    if base is None:
-        raise CardError(f"axis {axis.name!r} scales {axis.field}, which card {chip.name!r} "
-                        "leaves unset; use mode = \"set\"")
-    scaled = base * value
-    return {axis.field: round(scaled) if isinstance(base, int) else scaled}
+        return dict.fromkeys(axis.fields, value)
+    overrides = {}
+    for field in axis.fields:
+        base = chip.value(field)
+        if base is None:
+            raise CardError(f"axis {axis.name!r} scales {field}, which card {chip.name!r} "
+                            "leaves unset; use mode = \"set\"")
+        overrides[field] = round(base * value) if isinstance(base, int) else base * value
+    return overrides
 
 
 def check_axes(axes: Sequence[CardAxis], layer_names: Sequence[str], chip: Chip) -> None:

@@ -25,7 +25,8 @@ A spec of kind ``sweep``::
     times_s = [1, 3600, 86400]      # drift times after programming (s)
 
     [[sweep.axes]]                  # any number; the grid is their product
-    field = "read_noise.scale"      # a card field, as for load_chip overrides
+    field = "read_noise.scale"      # a card field, as for load_chip overrides, or a list
+                                    #   of fields that move together
     values = [0.5, 1, 2, 4]         # or { logspace = [-1, 1, 9] } / { linspace = [a, b, n] }
     mode = "scale"                  # "set" (default) or "scale": factors of the card value
     layers = ["0"]                  # optional: only these layers (names or globs)
@@ -126,12 +127,16 @@ def card_axes(entries: Any, where: str) -> tuple[CardAxis, ...]:
         if not isinstance(entry, dict):
             raise SpecError(f"{at} must be a table, got {entry!r}")
         check_keys(entry, {"field", "values", "mode", "layers", "name"}, at)
-        if not isinstance(entry.get("field"), str) or "values" not in entry:
-            raise SpecError(f"{at} needs field = \"section.field\" and values = [...]")
+        field = entry.get("field")
+        if isinstance(field, list) and field and all(isinstance(f, str) for f in field):
+            field = tuple(field)
+        elif not isinstance(field, str) or "values" not in entry:
+            raise SpecError(f"{at} needs field = \"section.field\" (or a list of fields that "
+                            f"move together) and values = [...], got field = {field!r}")
         layers = entry.get("layers", [])
         if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
             raise SpecError(f"{at}.layers must be a list of layer names, got {layers!r}")
-        axes.append(CardAxis(field=entry["field"],
+        axes.append(CardAxis(field=field,
                              values=_axis_values(entry["values"], f"{at}.values"),
                              mode=entry.get("mode", "set"), layers=tuple(layers),
                              name=str(entry.get("name", ""))))

@@ -20,14 +20,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from analogsim.chip import Chip, load_chip
+from analogsim.coding import CodingCost
 from analogsim.conversion import ChipSpec, analog_layers, convert
 from analogsim.evaluation import evaluate
 from analogsim.experiments.card_grid import CardAxis, check_axes, grid_points, layer_chips
-from analogsim.programming import drift, program
+from analogsim.programming import coding_cost, drift, program
 
 log = logging.getLogger(__name__)
 
-PointCallback = Callable[[tuple[int, ...], np.ndarray], None]
+PointCallback = Callable[[tuple[int, ...], np.ndarray, CodingCost], None]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def sweep_accuracy(
         per_layer: fixed per-layer chips before the sweep, as for :func:`convert`.
         batch_size: test samples per forward (each repeated for the K instances).
         skip: says which card-grid points are already done (resume); they stay NaN here.
-        on_point: called with (card-grid index, accuracy[time, instance]) after each point.
+        on_point: called with (card-grid index, accuracy[time, instance], the model's coding
+            cost: cells, devices, side bits) after each point.
         progress: show a tqdm bar.
 
     Returns:
@@ -108,7 +110,7 @@ def sweep_accuracy(
                                               seed=plan.seed).accuracy
             bar.update()
         if on_point is not None:
-            on_point(index, accuracy[index])
+            on_point(index, accuracy[index], coding_cost(analog))
         log.debug("sweep point %s = %s done", index, values)
     bar.close()
     return accuracy

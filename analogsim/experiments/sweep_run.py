@@ -1,7 +1,8 @@
 """Kind ``sweep``: a model evaluated over a grid of card fields, drift times and instances.
 
 The results file holds ``/runs/sweep`` with accuracy[axis…, time, instance], one point per
-card-grid point (every time and instance of it written at once), the spec and the card in
+card-grid point (every time and instance of it written at once), and what the weight coding
+costs there: r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
 ``/config``, and the model's training history when the spec trains it.
 """
 
@@ -13,6 +14,9 @@ from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.sweep import sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter
+
+#: What the coding of the model costs at each card-grid point (written beside accuracy).
+COST_METRICS = ("r_avg", "devices", "side_bits_per_weight")
 
 
 def _axis_values(values: tuple) -> list:
@@ -35,8 +39,11 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
         axes = {axis.name: _axis_values(axis.values) for axis in plan.axes}
         run = writer.create_run(
             "sweep", axes={**axes, "time": plan.times_s, "instance": range(plan.instances)},
+            metrics={"accuracy": (*axes, "time", "instance"),
+                     **dict.fromkeys(COST_METRICS, tuple(axes))},
             units={**{a.name: a.unit for a in plan.axes}, "time": "s",
-                   "accuracy": "fraction"},
+                   "accuracy": "fraction", "r_avg": "cells/weight",
+                   "side_bits_per_weight": "bit/weight", "devices": "devices"},
             attrs={"kind": "sweep", "title": f"{spec.name}: accuracy on the "
                                              f"{spec.chip.chip.name} card",
                    "summary": spec.description, "card": spec.chip.chip.name,
@@ -44,7 +51,9 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
             point_axes=len(plan.axes))
         sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
                        per_layer=spec.chip.per_layer,
-                       on_point=lambda index, values: run.write_point(index, accuracy=values),
+                       on_point=lambda index, values, cost: run.write_point(
+                           index, accuracy=values, r_avg=cost.r_avg, devices=cost.devices,
+                           side_bits_per_weight=cost.side_bits_per_weight),
                        progress=progress)
     return results_path
 

@@ -85,6 +85,30 @@ def accuracy_table(run: RunData) -> str:
     return html_table([*dims, what], rows)
 
 
+def coding_cost_table(run: RunData) -> str:
+    """What the weight coding costs (cells per weight r_avg, side bits per weight, devices),
+    one row per value of the axes it varies along; nothing when no point is coded."""
+    if "r_avg" not in run.data:
+        return ""
+    r_avg, bits = run.data["r_avg"], run.data["side_bits_per_weight"]
+    if not (np.nanmax(bits, initial=0) > 0 or np.nanmax(np.abs(r_avg - 1), initial=0) > 0):
+        return ""
+    dims = run.dims["r_avg"]
+    varying = [d for i, d in enumerate(dims)
+               if any(np.nanmax(np.ptp(run.data[m], axis=i), initial=0) > 0
+                      for m in ("r_avg", "side_bits_per_weight", "devices"))]
+    index = tuple(slice(None) if d in varying else 0 for d in dims)
+    tables = [run.data[m][index] for m in ("r_avg", "side_bits_per_weight", "devices")]
+    rows = []
+    for point in np.ndindex(tables[0].shape):
+        cells = [format_axis_value(run, d, run.axes[d][i]) for d, i in zip(varying, point,
+                                                                            strict=True)]
+        r, b, n = (t[point] for t in tables)
+        rows.append([*cells, f"{r:.4f}", f"{b:g}", f"{n:,.0f}"])
+    return html_table([*varying, "cells per weight (r_avg)", "side bits per weight", "devices"],
+                      rows, caption="What the weight coding costs the model.")
+
+
 def seconds_table(run: RunData) -> str:
     """Mean seconds per value of the first axis, and the ratio to the first row."""
     seconds = run.data["seconds"].reshape(run.data["seconds"].shape[0], -1)
@@ -112,7 +136,7 @@ def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
              paragraph(run.attrs.get("summary", "")), paragraph(_context(run), note=True),
              figure_html(accuracy_figure(run, out_dir), run.name)]
     if "accuracy" in run.data:
-        parts.append(accuracy_table(run))
+        parts += [accuracy_table(run), coding_cost_table(run)]
     elif "seconds" in run.data:
         parts.append(seconds_table(run))
     return "\n".join(p for p in parts if p)
