@@ -1,4 +1,5 @@
-"""Confidence intervals of accuracies (numpy/scipy only, shared by evaluation and reports)."""
+"""Confidence intervals of accuracies and their differences (numpy/scipy only, shared by
+evaluation and reports)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def confidence_interval(accuracy: np.ndarray, samples: int) -> tuple[float, floa
     centre = (mean + z**2 / (2 * samples)) / denominator
     half = z * math.sqrt(mean * (1 - mean) / samples + z**2 / (4 * samples**2)) / denominator
     return centre - half, centre + half
+
+
+def welch_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """mean(a) − mean(b) and its 95 % CI by Welch's t (unequal variances), NaN replicates
+    dropped; NaN when either side has fewer than two replicates."""
+    a, b = (np.asarray(v, dtype=float) for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return float("nan"), float("nan"), float("nan")
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return float(a.mean() - b.mean()), float(interval.low), float(interval.high)

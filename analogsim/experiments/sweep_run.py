@@ -1,7 +1,8 @@
 """Kind ``sweep``: a model evaluated over a grid of card fields, drift times and instances.
 
 The results file holds ``/runs/sweep`` with accuracy[axis…, time, instance], one point per
-card-grid point (every time and instance of it written at once), and what the weight coding
+card-grid point (every time and instance of it written at once), the digital model's own
+accuracy (attribute ``digital_accuracy``), and what the weight coding
 costs there: r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
 ``/config``, and the model's training history when the spec trains it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analogsim.evaluation import evaluate
 from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.sweep import sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
@@ -47,7 +49,8 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
             attrs={"kind": "sweep", "title": f"{spec.name}: accuracy on the "
                                              f"{spec.chip.chip.name} card",
                    "summary": spec.description, "card": spec.chip.chip.name,
-                   "seed": plan.seed, "test_samples": len(data.y_test)},
+                   "seed": plan.seed, "test_samples": len(data.y_test),
+                   "digital_accuracy": evaluate(model, (data.x_test, data.y_test)).mean},
             point_axes=len(plan.axes))
         sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
                        per_layer=spec.chip.per_layer,

@@ -16,8 +16,9 @@ from analogsim.report.formatting import (
 )
 from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, spans_decades, style_value_axis
-from analogsim.report.summaries import mean_and_spread, summarise, welch_difference
+from analogsim.report.summaries import mean_and_spread, summarise
 from analogsim.results import RunData
+from analogsim.statistics import welch_difference
 
 _MEASURED, _FIT, _MU, _A_MIN = "tab:blue", "tab:red", "tab:green", "tab:purple"
 #: Panels per row of the fit figure.

@@ -16,7 +16,7 @@ from analogsim.report.formatting import (
 )
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots import plot_curves, plot_heatmaps
-from analogsim.report.summaries import summarise
+from analogsim.report.summaries import summarise, tolerance_threshold
 from analogsim.results import Results, RunData
 
 #: Lines up to this many get a column each in the table of a two-axis run.
@@ -109,6 +109,34 @@ def coding_cost_table(run: RunData) -> str:
                       rows, caption="What the weight coding costs the model.")
 
 
+def tolerance_table(run: RunData, tolerance_pp: float = 1.0) -> str:
+    """S3's noise tolerance of a sweep: along its last card axis, when that axis scales noise
+    (unit ×), the largest value keeping accuracy within ``tolerance_pp`` of the digital model;
+    one row per combination of the other axes. Nothing for other runs."""
+    if run.attrs.get("kind") != "sweep" or "digital_accuracy" not in run.attrs:
+        return ""
+    dims = run.dims["accuracy"][:-1]
+    card_axes = dims[:-1]  # the last of dims is time
+    if not card_axes or run.units.get(card_axes[-1]) != "×":
+        return ""
+    noise = card_axes[-1]
+    mean = np.moveaxis(summarise(run)[0], dims.index(noise), -1)
+    others = [d for d in dims if d != noise]
+    reference = float(run.attrs["digital_accuracy"])
+    rows = []
+    for index in np.ndindex(mean.shape[:-1]):
+        threshold = tolerance_threshold(np.asarray(run.axes[noise], float), mean[index],
+                                        reference, tolerance_pp)
+        rows.append([*(format_axis_value(run, d, run.axes[d][i])
+                       for d, i in zip(others, index, strict=True)),
+                     format_axis_value(run, noise, threshold) if np.isfinite(threshold)
+                     else "—"])
+    return html_table([*others, f"largest {noise} within {tolerance_pp:g} pp"], rows, caption=(
+        f"Noise tolerance: the largest {noise} of the grid up to which the mean accuracy stays "
+        f"within {tolerance_pp:g} pp of the digital model's {100 * reference:.2f} % (— : not "
+        "even the smallest)."))
+
+
 def seconds_table(run: RunData) -> str:
     """Mean seconds per value of the first axis, and the ratio to the first row."""
     seconds = run.data["seconds"].reshape(run.data["seconds"].shape[0], -1)
@@ -136,7 +164,7 @@ def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
              paragraph(run.attrs.get("summary", "")), paragraph(_context(run), note=True),
              figure_html(accuracy_figure(run, out_dir), run.name)]
     if "accuracy" in run.data:
-        parts += [accuracy_table(run), coding_cost_table(run)]
+        parts += [accuracy_table(run), tolerance_table(run), coding_cost_table(run)]
     elif "seconds" in run.data:
         parts.append(seconds_table(run))
     return "\n".join(p for p in parts if p)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from analogsim.results import RunData
 from analogsim.statistics import confidence_interval
@@ -40,12 +39,19 @@ def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(complete, spread, np.nan)
 
 
-def welch_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """mean(a) − mean(b) and its 95 % CI by Welch's t (unequal variances), NaN replicates
-    dropped; NaN when either side has fewer than two replicates."""
-    a, b = (np.asarray(v, dtype=float) for v in (a, b))
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size < 2 or b.size < 2:
-        return float("nan"), float("nan"), float("nan")
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    return float(a.mean() - b.mean()), float(interval.low), float(interval.high)
+def tolerance_threshold(values: np.ndarray, accuracy: np.ndarray, reference: float,
+                        tolerance_pp: float = 1.0) -> float:
+    """The largest noise value up to which the mean accuracy stays within ``tolerance_pp``
+    percentage points of ``reference`` (every smaller value of the grid too); NaN when even the
+    smallest value fails. S3's noise tolerance, read off a grid.
+
+    Args:
+        values: the noise grid, increasing (a harsher value is larger).
+        accuracy: mean accuracy per grid value (fraction).
+        reference: the clean accuracy (fraction).
+    """
+    passing = np.asarray(accuracy) >= reference - tolerance_pp / 100
+    if not passing[0]:
+        return float("nan")
+    first_fail = np.flatnonzero(~passing)
+    return float(values[first_fail[0] - 1] if first_fail.size else values[-1])
