@@ -151,3 +151,23 @@ def test_bad_coding_is_refused_with_the_field_named(mlp):
     mixed = asim.convert(two, global_scope, per_layer={"1": {"coding.scheme": "sign"}})
     with pytest.raises(ConversionError, match="must share one"):
         asim.program(mixed)
+
+
+def test_each_cumulative_scheme_tolerates_more_channel_noise_on_digits():
+    """S3 Table 1, qualitatively, on the digits MLP: at σ = 0.3 in channel units every
+    cumulative step keeps more accuracy, at a cost of r_avg ≤ 1.1 for full protection."""
+    from analogsim.train.reference import trained_digits_mlp
+
+    model, data = trained_digits_mlp(seed=0, epochs=15)
+    accuracy, r_avg = {}, {}
+    for scheme in ("none", "sign", "sign+adaptive_mapping", "sign+adaptive_mapping+redundancy"):
+        chip = asim.load_chip("channel", **{"coding.scheme": scheme, "coding.scope": "global",
+                                            "coding.large_fraction": 0.01,
+                                            "programming.additive_std": 0.3 / 2})
+        analog = asim.program(asim.convert(model, chip), seed=0, instances=8)
+        accuracy[scheme] = asim.evaluate(analog, (data.x_test, data.y_test)).accuracy
+        r_avg[scheme] = model_coding_cost(analog).r_avg
+    means = [a.mean() for a in accuracy.values()]
+    assert means[0] + 0.2 < means[1] < means[2] - 0.03  # none ≪ sign < + adaptive mapping
+    assert means[3] >= means[2] - 0.005
+    assert r_avg["sign+adaptive_mapping"] == 1 and r_avg["sign+adaptive_mapping+redundancy"] < 1.1
