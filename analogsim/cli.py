@@ -1,7 +1,8 @@
 """The ``analogsim`` command line: one entry point whose verbs mirror the API.
 
 Bad input (any :class:`~analogsim.errors.AnalogsimError`) exits with code 2 and one line on
-stderr; ``--debug`` shows the traceback.
+stderr; ``--debug`` shows the traceback. ``run`` resumes a results file of the same spec, and
+stops after the point in flight on the first Ctrl-C (exit code 130).
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from analogsim.errors import AnalogsimError
+from analogsim.experiments.interruption import RunInterrupted
 from analogsim.units import format_duration
 
 EXIT_BAD_INPUT = 2
 EXIT_DISAGREEMENT = 1
+EXIT_INTERRUPTED = 130  # the shell's code for a SIGINT
 
 
 class CrosscheckDisagreement(Exception):
@@ -87,23 +92,49 @@ def _crosscheck(args: argparse.Namespace) -> None:
         raise CrosscheckDisagreement(f"the backends disagree on card {args.card!r} (see above)")
 
 
-def _run(args: argparse.Namespace) -> None:
-    from pathlib import Path
+def _finished_points(results: Path, text: str) -> int | None:
+    """Finished points in an existing results file of this spec; None if there is none."""
+    from analogsim.results import load_results, spec_fingerprint, stored_fingerprint
 
+    if not results.exists() or stored_fingerprint(results) != spec_fingerprint(text):
+        return None  # a new file, or another spec's (refused when the run opens it)
+    return sum(int(run.done.sum()) for run in load_results(results).runs.values())
+
+
+def _stop_on_first_interrupt(args: argparse.Namespace) -> Callable[..., None]:
+    """A SIGINT handler: the first Ctrl-C stops after the point in flight, the second aborts."""
+    from analogsim.experiments.interruption import request_stop
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        request_stop()
+        _say(args, "stopping after the point in flight (Ctrl-C again to abort)")
+
+    return handler
+
+
+def _run(args: argparse.Namespace) -> None:
+    from analogsim.experiments.interruption import clear_stop
     from analogsim.experiments.run import run_spec
     from analogsim.experiments.spec import load_spec
     from analogsim.report import write_report
 
     spec = load_spec(args.spec)
     results = Path(args.output or Path("results") / f"{spec.name}.h5")
-    run_spec(spec, results, progress=not args.quiet)
+    finished = _finished_points(results, spec.text)
+    if finished is not None:
+        _say(args, f"resuming {results}: {finished} finished points found")
+    clear_stop()
+    previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(args))
+    try:
+        run_spec(spec, results, progress=not args.quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     index = write_report(results, args.report or Path("report") / spec.name)
     _say(args, f"results: {results}\nreport:  {index}")
 
 
 def _report(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from analogsim.report import write_report
 
     out = args.output or Path("report") / Path(args.file).stem
@@ -188,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         args.run(args)
+    except RunInterrupted as interrupted:
+        print(f"analogsim {args.verb}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except CrosscheckDisagreement as disagreement:
         print(f"analogsim {args.verb}: {disagreement}", file=sys.stderr)
         return EXIT_DISAGREEMENT

@@ -18,6 +18,7 @@ Each point is flushed as it is written, so a crash loses at most the point in fl
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -65,29 +66,67 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def spec_fingerprint(text: str) -> str:
+    """The SHA-256 of a spec's text: which spec a results file belongs to."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_fingerprint(path: str | Path) -> str | None:
+    """The spec fingerprint of an existing results file (None: none stored).
+
+    Raises:
+        ResultsFileError: the file is unreadable or not an analogsim results file.
+    """
+    with _open_results(Path(path)) as handle:
+        return _decode(handle.attrs.get("spec_fingerprint"))
+
+
 class ResultsWriter:
     """Writes one results file; the only writer of it. Use as a context manager.
+
+    With a ``fingerprint`` (of the spec that makes the file) an existing file of the same
+    fingerprint is resumed: its runs and finished points are kept, and :meth:`create_run`
+    returns the run already there. A file of another spec is refused, never overwritten.
+    Without one, an existing file is replaced.
 
     Args:
         path: the .h5 file; parent folders are created.
         command: the command line (or call) that produced the results.
+        fingerprint: :func:`spec_fingerprint` of the spec.
+
+    Raises:
+        ResultsFileError: ``path`` holds results of another spec, or is not an analogsim file.
     """
 
-    def __init__(self, path: str | Path, command: str | None = None) -> None:
+    def __init__(self, path: str | Path, command: str | None = None,
+                 fingerprint: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.path, "w", locking=False)  # one writer; readers may watch
-        self.file.attrs.update(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                **_versions(),
-                "git_commit": _git_commit(),
-                "command": command if command is not None else " ".join(sys.argv),
-                "host": platform.node(),
-                "started": _now(),
-            }
-        )
+        self.resumed = False
+        if fingerprint is not None and self.path.exists():
+            stored = stored_fingerprint(self.path)
+            if stored != fingerprint:
+                raise ResultsFileError(
+                    f"{self.path} holds results of another spec (fingerprint "
+                    f"{str(stored)[:12]}…, this spec {fingerprint[:12]}…); give another "
+                    "output file or remove it")
+            self.resumed = True
+        # one writer; readers may watch the file while it grows
+        self.file = h5py.File(self.path, "a" if self.resumed else "w", locking=False)
+        if not self.resumed:
+            self.file.attrs.update(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    **_versions(),
+                    "git_commit": _git_commit(),
+                    "command": command if command is not None else " ".join(sys.argv),
+                    "host": platform.node(),
+                    "started": _now(),
+                }
+            )
+            if fingerprint is not None:
+                self.file.attrs["spec_fingerprint"] = fingerprint
         self.file.require_group("config")
         self.file.require_group("runs")
         self.file.flush()
@@ -111,6 +150,11 @@ class ResultsWriter:
         group.create_dataset(name, data=toml_text, dtype=h5py.string_dtype())
         self.file.flush()
 
+    def finished(self, name: str) -> bool:
+        """Whether run ``name`` exists with every point done (a resumed file)."""
+        runs = self.file["runs"]
+        return name in runs and bool(runs[name]["done"][()].all())
+
     def create_run(
         self,
         name: str,
@@ -132,6 +176,14 @@ class ResultsWriter:
             point_axes: how many leading axes index a point (default: all but the last, whose
                 values a point writes at once, such as chip instances).
         """
+        if name in self.file["runs"]:  # resuming: the run as it was left
+            run = Run(self, self.file["runs"][name])
+            stored = {a: list(_decode(v[()])) for a, v in run.group["axes"].items()}
+            wanted = {a: list(_decode(np.asarray(list(v)))) for a, v in axes.items()}
+            if stored != wanted:
+                raise ResultsFileError(f"{self.path}: run {name!r} has axes {stored}, not "
+                                       f"{wanted}; the file does not belong to this run")
+            return run
         units = dict(units or {})
         group = self.file["runs"].create_group(name)
         group.attrs.update(dict(attrs or {}))
@@ -181,6 +233,14 @@ class Run:
         self.group["done"][index or (0,)] = True
         self.writer.file.flush()
 
+    def is_done(self, index: tuple[int, ...]) -> bool:
+        """Whether the point ``index`` was written (in this session or before a resume)."""
+        return bool(self.group["done"][index or (0,)])
+
+    def read(self, metric: str) -> np.ndarray:
+        """A metric as written so far (NaN where not yet measured)."""
+        return self.group[metric][()]
+
     def write_table(self, name: str, values: Any) -> None:
         """Write a whole metric at once (e.g. a per-site fit table) and flush; ``done`` is
         left to :meth:`write_point`."""
@@ -221,14 +281,13 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def load_results(path: str | Path) -> Results:
-    """Read an analogsim results file into numpy arrays and plain Python values.
+def _open_results(path: Path) -> h5py.File:
+    """An analogsim results file opened for reading, its format checked.
 
     Raises:
         ResultsFileError: missing, unreadable (truncated/corrupt), not an analogsim file, or of
             a format version this analogsim does not read.
     """
-    path = Path(path)
     if not path.is_file():
         raise ResultsFileError(f"results file {str(path)!r} does not exist")
     try:
@@ -237,19 +296,33 @@ def load_results(path: str | Path) -> Results:
         raise ResultsFileError(
             f"{path} is not a readable HDF5 file (truncated or corrupt?): {error}"
         ) from None
-    with handle:
+    found = _decode(handle.attrs.get("format"))
+    version = _decode(handle.attrs.get("format_version"))
+    if found != FORMAT:
+        handle.close()
+        raise ResultsFileError(
+            f"{path} is an HDF5 file but not an analogsim results file "
+            f"(root attribute format={found!r}, expected {FORMAT!r})"
+        )
+    if version != FORMAT_VERSION:
+        handle.close()
+        raise ResultsFileError(
+            f"{path} has results format version {version!r}; this analogsim reads version "
+            f"{FORMAT_VERSION}"
+        )
+    return handle
+
+
+def load_results(path: str | Path) -> Results:
+    """Read an analogsim results file into numpy arrays and plain Python values.
+
+    Raises:
+        ResultsFileError: missing, unreadable (truncated/corrupt), not an analogsim file, or of
+            a format version this analogsim does not read.
+    """
+    path = Path(path)
+    with _open_results(path) as handle:
         attrs = {k: _decode(v) for k, v in handle.attrs.items()}
-        if attrs.get("format") != FORMAT:
-            raise ResultsFileError(
-                f"{path} is an HDF5 file but not an analogsim results file "
-                f"(root attribute format={attrs.get('format')!r}, expected {FORMAT!r})"
-            )
-        version = attrs.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ResultsFileError(
-                f"{path} has results format version {version!r}; this analogsim reads version "
-                f"{FORMAT_VERSION}"
-            )
         config = {name: _decode(ds[()]) for name, ds in handle.get("config", {}).items()}
         runs = {}
         for name, group in handle.get("runs", {}).items():

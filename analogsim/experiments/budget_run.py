@@ -20,7 +20,7 @@ import numpy as np
 from analogsim.experiments.budget import Budget, find_budget
 from analogsim.experiments.budget_spec import BudgetSpec
 from analogsim.experiments.trained_models import load_data, trained_model
-from analogsim.results import ResultsWriter
+from analogsim.results import ResultsWriter, spec_fingerprint
 from analogsim.units import format_duration
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,12 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
     results_path = Path(results_path)
     data = load_data(spec.setup)
     knobs = spec.knobs
-    with ResultsWriter(results_path) as writer:
+    with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
         writer.add_config("spec", spec.text)
         writer.add_config("card", spec.chip.chip.to_toml())
+        if writer.finished("budget"):
+            log.info("%s: the budget is there already", results_path)
+            return results_path
         model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
                                  results_path.with_suffix(".checkpoints"), progress=progress)
         budgets = [find_budget(model, (data.x_test, data.y_test), spec.chip.chip, knobs=knobs,

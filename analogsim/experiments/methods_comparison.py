@@ -27,10 +27,11 @@ from tqdm.auto import tqdm
 
 from analogsim.conversion import convert
 from analogsim.evaluation import evaluate
+from analogsim.experiments.interruption import check_stop
 from analogsim.experiments.methods_spec import MethodsSpec
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.programming import drift, program
-from analogsim.results import ResultsWriter
+from analogsim.results import ResultsWriter, spec_fingerprint
 from analogsim.seeding import Purpose, make_generator
 from analogsim.train.perturbation import attack_accuracy
 
@@ -48,7 +49,7 @@ def run_methods_comparison(
     evaluation = spec.evaluation
     labels = [m.label for m in spec.methods]
     seeds = spec.setup.seeds
-    with ResultsWriter(results_path) as writer:
+    with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
         writer.add_config("spec", spec.text)
         attack = writer.create_run(
             "attack",
@@ -78,9 +79,12 @@ def run_methods_comparison(
                                  len(seeds), evaluation.attack_draws), np.nan)
         chip_values = np.full((len(labels), len(evaluation.chip_times_s), len(seeds),
                                evaluation.chip_instances), np.nan)
-        diverged: list[str] = []
+        diverged = [d for d in str(attack.group.attrs.get("diverged", "none")).split(", ")
+                    if d not in ("", "none")]  # from before a resume
         for i, method_spec in enumerate(tqdm(spec.methods, desc="methods",
                                              disable=not progress)):
+            if timing.is_done((i,)):  # finished before a resume (written last, below)
+                continue
             seconds = []
             for s, seed in enumerate(seeds):
                 model, history = trained_model(
@@ -109,6 +113,7 @@ def run_methods_comparison(
                 for j in range(len(evaluation.chip_times_s)):
                     chip_run.write_point((i, j), accuracy=chip_values[i, j].reshape(-1))
             timing.write_point((i,), seconds=seconds)
+            check_stop()
             for run in (attack, chip_run):
                 if run is not None:
                     run.group.attrs["diverged"] = ", ".join(diverged) or "none"

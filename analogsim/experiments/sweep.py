@@ -24,6 +24,7 @@ from analogsim.coding import CodingCost
 from analogsim.conversion import ChipSpec, analog_layers, convert
 from analogsim.evaluation import evaluate
 from analogsim.experiments.card_grid import CardAxis, check_axes, grid_points, layer_chips
+from analogsim.experiments.interruption import check_stop
 from analogsim.programming import coding_cost, drift, program
 
 log = logging.getLogger(__name__)
@@ -112,5 +113,6 @@ def sweep_accuracy(
         if on_point is not None:
             on_point(index, accuracy[index], coding_cost(analog))
         log.debug("sweep point %s = %s done", index, values)
+        check_stop()
     bar.close()
     return accuracy

@@ -15,7 +15,7 @@ from analogsim.evaluation import evaluate
 from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.sweep import sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
-from analogsim.results import ResultsWriter
+from analogsim.results import ResultsWriter, spec_fingerprint
 
 #: What the coding of the model costs at each card-grid point (written beside accuracy).
 COST_METRICS = ("r_avg", "devices", "side_bits_per_weight")
@@ -33,7 +33,7 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
     results_path = Path(results_path)
     data = load_data(spec.setup)
     plan = spec.plan
-    with ResultsWriter(results_path) as writer:
+    with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
         writer.add_config("spec", spec.text)
         writer.add_config("card", spec.chip.chip.to_toml())
         model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
@@ -53,7 +53,7 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
                    "digital_accuracy": evaluate(model, (data.x_test, data.y_test)).mean},
             point_axes=len(plan.axes))
         sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
-                       per_layer=spec.chip.per_layer,
+                       per_layer=spec.chip.per_layer, skip=run.is_done,
                        on_point=lambda index, values, cost: run.write_point(
                            index, accuracy=values, r_avg=cost.r_avg, devices=cost.devices,
                            side_bits_per_weight=cost.side_bits_per_weight),

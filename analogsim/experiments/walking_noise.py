@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from analogsim.errors import SpecError
 from analogsim.evaluation import evaluate
+from analogsim.experiments.interruption import check_stop
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.experiments.walking_spec import (
     GLOBAL_MIDPOINT,
@@ -54,7 +55,7 @@ from analogsim.profiling import (
     uniform_repetitions,
 )
 from analogsim.profiling.activation_noise import NoiseLaw
-from analogsim.results import ResultsWriter, Run
+from analogsim.results import ResultsWriter, Run, spec_fingerprint
 from analogsim.seeding import Purpose, derive_seed
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
     test = (data.x_test, data.y_test)
     seeds = spec.setup.seeds
     sigmas = np.asarray(spec.sigmas)
-    with ResultsWriter(results_path) as writer:
+    with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
         writer.add_config("spec", spec.text)
         models = [_noisy_model(spec, seed, data, writer, checkpoints, progress)
                   for seed in seeds]
@@ -205,9 +206,12 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
                                 f"{'trained with' if spec.noise.in_training else 'inference-only'}"
                                 " noise"},
                 point_axes=len(axes) + 1)
-            accuracy = np.full((len(sites), len(sigmas), len(seeds)), np.nan)
+            accuracy = run.read("accuracy").reshape(len(sites), len(sigmas), len(seeds))
             for i, site in enumerate(tqdm(sites, desc=name, disable=not progress)):
                 for j, sigma in enumerate(sigmas):
+                    index = (i, j)[-(len(axes) + 1):]
+                    if run.is_done(index):  # measured before a resume
+                        continue
                     for s, seed in enumerate(seeds):
                         noisy = models[s] if not spec.noise.in_training else _noisy_model(
                             spec, seed, data, writer, checkpoints, False, sigma, site,
@@ -215,7 +219,8 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
                         accuracy[i, j, s] = noisy.accuracy(
                             test, noise_law(spec.noise, float(sigma)), site,
                             (site + 1, j))
-                    run.write_point((i, j)[-(len(axes) + 1):], accuracy=accuracy[i, j])
+                    run.write_point(index, accuracy=accuracy[i, j])
+                    check_stop()
             midpoints[name] = _fit_table(writer, run, name, site_names, sigmas, accuracy,
                                          spec, data.num_classes, len(data.y_test))
         if spec.guided is not None:
@@ -255,6 +260,8 @@ def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
                         f"(n_t = {guided.budget * operators})"})
     law = noise_law(spec.noise, sigma)
     for a, (name, repetitions) in enumerate(allocations.items()):
+        if run.is_done((a,)):
+            continue
         values = []
         for noisy in tqdm(models, desc=f"guided: {name}", disable=not progress):
             set_repetitions(noisy.operators, repetitions)
@@ -262,4 +269,5 @@ def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
                        for r in range(guided.repeats)]
             set_repetitions(noisy.operators, [1] * operators)
         run.write_point((a,), accuracy=values)
+        check_stop()
     log.info("guided multi-execution at σ = %.3g: n_i = %s", sigma, allocations["guided"])
