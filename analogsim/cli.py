@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> None:
     clear_stop()
     previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(args))
     try:
-        run_spec(spec, results, progress=not args.quiet)
+        run_spec(spec, results, progress=not args.quiet, cluster=args.cluster)
     finally:
         signal.signal(signal.SIGINT, previous)
     index = write_report(results, args.report or Path("report") / spec.name)
@@ -178,11 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[common], help="run an experiment spec (TOML)",
         description="Train and evaluate what a spec declares; write an HDF5 results file and "
                     "its report. An interrupted run resumes its trainings from checkpoints.",
-        epilog="example: analogsim run benchmarks/reproduce/s0_noise_aware_sam.toml",
+        epilog="examples: analogsim run benchmarks/reproduce/s0_noise_aware_sam.toml; "
+               "analogsim run benchmarks/reproduce/sweep_digits_pcm.toml --cluster local:2",
     )
     run.add_argument("spec", help="a .toml experiment spec")
     run.add_argument("-o", "--output", help="results file (default results/<name>.h5)")
     run.add_argument("--report", help="report folder (default report/<name>)")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="evaluate a sweep's points on Dask: local, local:N (N worker "
+                          "processes) or tcp://host:8786 (a running dask scheduler)")
     run.set_defaults(run=_run)
 
     check = verbs.add_parser(

@@ -7,6 +7,7 @@ from pathlib import Path
 from analogsim.experiments.budget_run import run_budget
 from analogsim.experiments.budget_spec import BudgetSpec
 from analogsim.experiments.chip_spec import SweepSpec
+from analogsim.experiments.cluster import ClusterError
 from analogsim.experiments.methods_comparison import run_methods_comparison
 from analogsim.experiments.methods_spec import MethodsSpec
 from analogsim.experiments.spec import Spec
@@ -15,8 +16,22 @@ from analogsim.experiments.walking_noise import run_walking_noise
 from analogsim.experiments.walking_spec import WalkingNoiseSpec
 
 
-def run_spec(spec: Spec, results_path: str | Path, progress: bool = False) -> Path:
-    """Run what ``spec`` declares and write ``results_path``; returns it."""
-    runners = {MethodsSpec: run_methods_comparison, SweepSpec: run_sweep,
-               WalkingNoiseSpec: run_walking_noise, BudgetSpec: run_budget}
+def run_spec(spec: Spec, results_path: str | Path, progress: bool = False,
+             cluster: str | None = None) -> Path:
+    """Run what ``spec`` declares and write ``results_path``; returns it.
+
+    Args:
+        cluster: a Dask cluster for the points of a sweep (``local``, ``local:N``,
+            ``tcp://host:port``); None runs everything in this process.
+
+    Raises:
+        ClusterError: a cluster for a kind other than ``sweep``, or an unusable address.
+    """
+    if isinstance(spec, SweepSpec):
+        return run_sweep(spec, results_path, progress=progress, cluster=cluster)
+    if cluster is not None:
+        raise ClusterError(f"--cluster distributes the points of kind 'sweep'; spec "
+                           f"{spec.name!r} is of another kind and runs in this process")
+    runners = {MethodsSpec: run_methods_comparison, WalkingNoiseSpec: run_walking_noise,
+               BudgetSpec: run_budget}
     return runners[type(spec)](spec, results_path, progress=progress)

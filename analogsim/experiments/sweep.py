@@ -10,8 +10,7 @@ field, not a different draw.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +25,6 @@ from analogsim.evaluation import evaluate
 from analogsim.experiments.card_grid import CardAxis, check_axes, grid_points, layer_chips
 from analogsim.experiments.interruption import check_stop
 from analogsim.programming import coding_cost, drift, program
-
-log = logging.getLogger(__name__)
 
 PointCallback = Callable[[tuple[int, ...], np.ndarray, CodingCost], None]
 
@@ -68,6 +65,58 @@ def base_layer_chips(model: nn.Module, chip: Chip | str,
     return {name: layer.tile.chip for name, layer in analog_layers(converted)}
 
 
+@dataclass(frozen=True)
+class SweepJob:
+    """What it takes to evaluate points of a sweep anywhere: in this process or on a cluster
+    worker (it pickles).
+
+    Attributes:
+        model: the digital model.
+        test: (inputs, labels).
+        chip: the card.
+        base: analog layer name → its chip before the sweep.
+        plan: axes, times, instances and seed.
+        batch_size: test samples per forward.
+    """
+
+    model: nn.Module
+    test: tuple[torch.Tensor, torch.Tensor]
+    chip: Chip
+    base: dict[str, Chip]
+    plan: SweepPlan
+    batch_size: int = 1024
+
+    def evaluate(self, index: tuple[int, ...]) -> tuple[np.ndarray, CodingCost]:
+        """accuracy[time, instance] at card-grid point ``index``, and its coding cost.
+
+        The model is programmed once on K instances from the plan's seed, the same at every
+        point, and aged to each time in turn.
+        """
+        plan = self.plan
+        values = tuple(axis.values[i] for axis, i in zip(plan.axes, index, strict=True))
+        analog = convert(self.model, self.chip,
+                         per_layer=layer_chips(self.base, plan.axes, values))
+        program(analog, seed=plan.seed, instances=plan.instances)
+        accuracy = np.empty((len(plan.times_s), plan.instances))
+        for j, t in enumerate(plan.times_s):
+            drift(analog, t)
+            accuracy[j] = evaluate(analog, self.test, batch_size=self.batch_size,
+                                   seed=plan.seed).accuracy
+        return accuracy, coding_cost(analog)
+
+
+PointResult = tuple[tuple[int, ...], np.ndarray, CodingCost]
+#: Evaluates a job's points somewhere and yields (index, accuracy[time, instance], cost) as
+#: they finish, in any order.
+PointRunner = Callable[[SweepJob, list[tuple[int, ...]]], Iterator[PointResult]]
+
+
+def run_in_process(job: SweepJob, indices: list[tuple[int, ...]]) -> Iterator[PointResult]:
+    """The points one after the other, in this process."""
+    for index in indices:
+        yield (index, *job.evaluate(index))
+
+
 def sweep_accuracy(
     model: nn.Module,
     test: tuple[torch.Tensor, torch.Tensor],
@@ -78,6 +127,7 @@ def sweep_accuracy(
     batch_size: int = 1024,
     skip: Callable[[tuple[int, ...]], bool] = lambda index: False,
     on_point: PointCallback | None = None,
+    runner: PointRunner = run_in_process,
     progress: bool = False,
 ) -> np.ndarray:
     """Accuracy of ``model`` on ``test`` at every point of ``plan``.
@@ -91,28 +141,26 @@ def sweep_accuracy(
         batch_size: test samples per forward (each repeated for the K instances).
         skip: says which card-grid points are already done (resume); they stay NaN here.
         on_point: called with (card-grid index, accuracy[time, instance], the model's coding
-            cost: cells, devices, side bits) after each point.
+            cost: cells, devices, side bits) after each point, in this process.
+        runner: where the points are evaluated: :func:`run_in_process` (default) or a
+            cluster (:class:`analogsim.experiments.cluster.ClusterRunner`); the numbers are
+            the same either way.
         progress: show a tqdm bar.
 
     Returns:
         accuracy[axis…, time, instance] as fractions; NaN at skipped points.
     """
-    base = base_layer_chips(model, load_chip(chip), per_layer)
+    chip = load_chip(chip)
+    base = base_layer_chips(model, chip, per_layer)
     check_axes(plan.axes, list(base), next(iter(base.values())))
+    job = SweepJob(model, test, chip, base, plan, batch_size)
     accuracy = np.full(plan.shape, np.nan)
-    points = [(i, v) for i, v in grid_points(plan.axes) if not skip(i)]
-    bar = tqdm(total=len(points) * len(plan.times_s), desc="sweep", disable=not progress)
-    for index, values in points:
-        analog = convert(model, chip, per_layer=layer_chips(base, plan.axes, values))
-        program(analog, seed=plan.seed, instances=plan.instances)
-        for j, t in enumerate(plan.times_s):
-            drift(analog, t)
-            accuracy[(*index, j)] = evaluate(analog, test, batch_size=batch_size,
-                                              seed=plan.seed).accuracy
+    indices = [index for index, _ in grid_points(plan.axes) if not skip(index)]
+    with tqdm(total=len(indices), desc="sweep points", disable=not progress) as bar:
+        for index, values, cost in runner(job, indices):
+            accuracy[index] = values
+            if on_point is not None:
+                on_point(index, values, cost)
             bar.update()
-        if on_point is not None:
-            on_point(index, accuracy[index], coding_cost(analog))
-        log.debug("sweep point %s = %s done", index, values)
-        check_stop()
-    bar.close()
+            check_stop()
     return accuracy

@@ -9,11 +9,13 @@ costs there: r_avg (cells per weight), devices, side_bits_per_weight; the spec a
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 from analogsim.evaluation import evaluate
 from analogsim.experiments.chip_spec import SweepSpec
-from analogsim.experiments.sweep import sweep_accuracy
+from analogsim.experiments.cluster import ClusterRunner, cluster_client
+from analogsim.experiments.sweep import run_in_process, sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, spec_fingerprint
 
@@ -28,12 +30,22 @@ def _axis_values(values: tuple) -> list:
     return [str(v).lower() for v in values]
 
 
-def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False) -> Path:
-    """Train (or load) the spec's model and evaluate its grid; returns the results file."""
+def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
+              cluster: str | None = None) -> Path:
+    """Train (or load) the spec's model and evaluate its grid; returns the results file.
+
+    Args:
+        cluster: evaluate the points on a Dask cluster (``local``, ``local:N`` or
+            ``tcp://host:port``; see :mod:`analogsim.experiments.cluster`); None: here.
+    """
     results_path = Path(results_path)
     data = load_data(spec.setup)
     plan = spec.plan
-    with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
+    with ExitStack() as stack:  # the cluster first: a bad address fails before training
+        runner = run_in_process if cluster is None else ClusterRunner(
+            stack.enter_context(cluster_client(cluster)))
+        writer = stack.enter_context(ResultsWriter(results_path,
+                                                   fingerprint=spec_fingerprint(spec.text)))
         writer.add_config("spec", spec.text)
         writer.add_config("card", spec.chip.chip.to_toml())
         model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
@@ -57,7 +69,7 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False)
                        on_point=lambda index, values, cost: run.write_point(
                            index, accuracy=values, r_avg=cost.r_avg, devices=cost.devices,
                            side_bits_per_weight=cost.side_bits_per_weight),
-                       progress=progress)
+                       runner=runner, progress=progress)
     return results_path
 
 
