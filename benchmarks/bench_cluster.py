@@ -1,0 +1,66 @@
+"""A sweep in one process against the same sweep on a Dask LocalCluster of 2 workers.
+
+The sweep: the digits MLP on ``pcm``, 8 read-noise scales × 4 ADC resolutions × 4 drift times,
+20 chip instances per point (128 points). Serial runs in this process with torch's default
+threads; the cluster runs 2 worker processes with one thread each (started before the clock
+starts; its start-up time is printed apart). Both give the same numbers, checked here.
+Target: speed-up ≥ 1.6× on 2 cores.
+
+Run: ``python benchmarks/bench_cluster.py`` (needs the ``cluster`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from analogsim.experiments.card_grid import CardAxis
+from analogsim.experiments.cluster import ClusterRunner, cluster_client
+from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
+from analogsim.train.reference import trained_digits_mlp
+
+PLAN = SweepPlan(axes=(CardAxis("read_noise.scale", (0.5, 1, 1.5, 2, 3, 4, 6, 8), mode="scale"),
+                       CardAxis("adc.bits", (6, 7, 8, 9))),
+                 times_s=(1.0, 86400.0, 2592000.0, 31536000.0), instances=20)
+
+
+def best_of(repeats: int, sweep) -> tuple[float, np.ndarray]:
+    """The shortest of ``repeats`` runs of ``sweep()`` (seconds) and its result."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = sweep()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    model, data = trained_digits_mlp(seed=0, epochs=20)
+    test = (data.x_test, data.y_test)
+    points = int(np.prod([len(a.values) for a in PLAN.axes]))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in this process; "
+          f"{points} points × {len(PLAN.times_s)} times × {PLAN.instances} instances")
+    serial_s, serial = best_of(args.repeats, lambda: sweep_accuracy(model, test, "pcm", PLAN))
+    started = time.perf_counter()
+    with cluster_client(f"local:{args.workers}") as client:
+        startup_s = time.perf_counter() - started
+        runner = ClusterRunner(client)
+        cluster_s, distributed = best_of(args.repeats, lambda: sweep_accuracy(
+            model, test, "pcm", PLAN, runner=runner))
+    print(f"{'serial':<28}{serial_s:8.2f} s")
+    print(f"{f'local:{args.workers} (start {startup_s:.1f} s apart)':<28}{cluster_s:8.2f} s")
+    print(f"same numbers: {np.array_equal(serial, distributed)}")
+    speedup = serial_s / cluster_s
+    verdict = "met" if speedup >= 1.6 else "MISSED"
+    print(f"speed-up {speedup:.2f}x (target >= 1.6x on 2 cores): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
