@@ -33,10 +33,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from analogsim.chip import Chip, load_chip
-from analogsim.conversion import ChipSpec, analog_layers, convert
+from analogsim.conversion import ChipSpec, analog_layers
 from analogsim.errors import CardError, SpecError
 from analogsim.evaluation import evaluate
-from analogsim.experiments.sweep import base_layer_chips
+from analogsim.experiments.sweep import analog_copy, base_layer_chips
 from analogsim.programming import drift, program
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class _Evaluator:
                 setting: Any = int(value) if knob.unit in ("bit", "levels") else (
                     chip.value(knob.name) * value)
                 chips[layer] = load_chip(chip, **{knob.name: setting})
-        analog = convert(self.model, next(iter(self.base.values())), per_layer=chips)
+        analog = analog_copy(self.model, chips)
         program(analog, seed=self.seed, instances=self.instances)
         drift(analog, self.time_s)
         if knob.name == DRIFT_TIME:
@@ -255,6 +255,7 @@ def find_budget(
     instances: int = 8,
     seed: int = 0,
     per_layer: Mapping[str, ChipSpec] | None = None,
+    exclude: Sequence[str] = (),
     progress: bool = False,
 ) -> Budget:
     """The per-layer and joint noise budget of ``model`` on ``chip``.
@@ -270,12 +271,13 @@ def find_budget(
         instances: K chip instances per evaluation.
         seed: programming, drift and read seed.
         per_layer: fixed per-layer chips, as for :func:`convert`.
+        exclude: layer names or globs kept digital (and out of the budget).
         progress: show a tqdm bar.
     """
     if not tolerance_pp > 0:
         raise SpecError(f"tolerance_pp must be > 0 percentage points, got {tolerance_pp!r}")
     chip = load_chip(chip)
-    base = base_layer_chips(model, chip, per_layer)
+    base = base_layer_chips(model, chip, per_layer, exclude)
     knobs = tuple(knobs if knobs is not None else card_knobs(chip, time_s))
     if not knobs:
         raise SpecError(f"card {chip.name!r} has none of the noise knobs {DEFAULT_KNOBS}")

@@ -63,7 +63,8 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
         budgets = [find_budget(model, (data.x_test, data.y_test), spec.chip.chip, knobs=knobs,
                                tolerance_pp=spec.tolerance_pp, time_s=spec.time_s,
                                instances=spec.instances, seed=seed,
-                               per_layer=spec.chip.per_layer, progress=progress)
+                               per_layer=spec.chip.per_layer, exclude=spec.chip.exclude,
+                               progress=progress)
                    for seed in spec.seeds]
         layers = budgets[0].layers
         ranking, stable, note = ranking_verdict(budgets, spec.seeds)

@@ -15,9 +15,10 @@ A spec of kind ``sweep``::
     seeds = [0]                     # one model
 
     [chip]
-    card = "pcm"                    # a shipped card or a .toml path
+    card = "pcm"                    # a shipped card or a .toml path (relative: to the spec)
     overrides = { "adc.bits" = 8 }  # optional: fields changed for every layer
     per_layer = { "0" = { "dac.bits" = 6 } }   # optional: layer name/glob → overrides
+    exclude = ["5"]                 # optional: layers kept digital
 
     [sweep]
     instances = 20                  # chip instances, evaluated at once
@@ -64,10 +65,12 @@ class ChipSetup:
     Attributes:
         chip: the card after ``overrides``.
         per_layer: layer name or glob → overrides of that layer's fields.
+        exclude: layer names or globs kept digital.
     """
 
     chip: Chip
     per_layer: dict[str, dict[str, Any]]
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,18 @@ def chip_setup(data: dict[str, Any], source: str) -> ChipSetup:
     """Validate ``[chip]``: the card loads with its overrides, per-layer overrides too."""
     section = table(data, "chip", source)
     where = f"{source}: [chip]"
-    check_keys(section, {"card", "overrides", "per_layer"}, where)
+    check_keys(section, {"card", "overrides", "per_layer", "exclude"}, where)
     if "card" not in section:
         raise SpecError(f"{where}: give the card, e.g. card = \"pcm\"")
+    card = str(section["card"])
+    if card.endswith(".toml") and not Path(card).is_absolute():
+        card = str(Path(source).parent / card)  # a card file next to the spec
+    exclude = section.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(n, str) for n in exclude):
+        raise SpecError(f"{where}.exclude must be a list of layer names or globs, got "
+                        f"{exclude!r}")
     try:
-        chip = load_chip(str(section["card"]),
+        chip = load_chip(card,
                          **_overrides(section.get("overrides", {}), f"{where}.overrides"))
         per_layer = {}
         for pattern, overrides in _overrides(section.get("per_layer", {}),
@@ -105,7 +115,7 @@ def chip_setup(data: dict[str, Any], source: str) -> ChipSetup:
             chip.replace(**per_layer[pattern])
     except CardError as error:
         raise CardError(f"{where}: {error}") from None
-    return ChipSetup(chip, per_layer)
+    return ChipSetup(chip, per_layer, tuple(exclude))
 
 
 def _axis_values(value: Any, where: str) -> tuple[Any, ...]:
@@ -163,8 +173,9 @@ def parse_sweep_spec(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         raise SpecError(f"{where}: {error}") from None
     setup, chip = model_setup(data, source, one_model=True), chip_setup(data, source)
     untrained = models.create(setup.model, **setup.model_options)
-    check_axes(plan.axes, list(base_layer_chips(untrained, chip.chip, chip.per_layer)),
-               chip.chip)  # before any training: a bad axis fails now
+    # before any training: a bad axis, per_layer or exclude pattern fails now
+    check_axes(plan.axes, list(base_layer_chips(untrained, chip.chip, chip.per_layer,
+                                                chip.exclude)), chip.chip)
     return SweepSpec(
         name=str(experiment.get("name", Path(source).stem)),
         description=str(experiment.get("description", "")), setup=setup, chip=chip,

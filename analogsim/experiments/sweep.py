@@ -10,7 +10,7 @@ field, not a different draw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +59,18 @@ class SweepPlan:
 
 
 def base_layer_chips(model: nn.Module, chip: Chip | str,
-                     per_layer: Mapping[str, ChipSpec] | None = None) -> dict[str, Chip]:
-    """Analog layer name → its chip, as ``convert(model, chip, per_layer=per_layer)`` assigns."""
-    converted = convert(model, chip, per_layer=per_layer)
+                     per_layer: Mapping[str, ChipSpec] | None = None,
+                     exclude: Sequence[str] = ()) -> dict[str, Chip]:
+    """Analog layer name → its chip, as ``convert(model, chip, per_layer=per_layer,
+    exclude=exclude)`` assigns (excluded layers stay digital and are not in the result)."""
+    converted = convert(model, chip, per_layer=per_layer, exclude=exclude)
     return {name: layer.tile.chip for name, layer in analog_layers(converted)}
+
+
+def analog_copy(model: nn.Module, chips: Mapping[str, Chip]) -> nn.Module:
+    """``model`` converted with exactly these layers on these chips; the rest stay digital."""
+    return convert(model, next(iter(chips.values())), per_layer=chips,
+                   exclude=lambda module, name: name not in chips)
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,7 @@ class SweepJob:
         """
         plan = self.plan
         values = tuple(axis.values[i] for axis, i in zip(plan.axes, index, strict=True))
-        analog = convert(self.model, self.chip,
-                         per_layer=layer_chips(self.base, plan.axes, values))
+        analog = analog_copy(self.model, layer_chips(self.base, plan.axes, values))
         program(analog, seed=plan.seed, instances=plan.instances)
         accuracy = np.empty((len(plan.times_s), plan.instances))
         for j, t in enumerate(plan.times_s):
@@ -124,6 +131,7 @@ def sweep_accuracy(
     plan: SweepPlan,
     *,
     per_layer: Mapping[str, ChipSpec] | None = None,
+    exclude: Sequence[str] = (),
     batch_size: int = 1024,
     skip: Callable[[tuple[int, ...]], bool] = lambda index: False,
     on_point: PointCallback | None = None,
@@ -138,6 +146,7 @@ def sweep_accuracy(
         chip: the card.
         plan: axes, times, instances and seed.
         per_layer: fixed per-layer chips before the sweep, as for :func:`convert`.
+        exclude: layer names or globs kept digital, as for :func:`convert`.
         batch_size: test samples per forward (each repeated for the K instances).
         skip: says which card-grid points are already done (resume); they stay NaN here.
         on_point: called with (card-grid index, accuracy[time, instance], the model's coding
@@ -151,7 +160,7 @@ def sweep_accuracy(
         accuracy[axis…, time, instance] as fractions; NaN at skipped points.
     """
     chip = load_chip(chip)
-    base = base_layer_chips(model, chip, per_layer)
+    base = base_layer_chips(model, chip, per_layer, exclude)
     check_axes(plan.axes, list(base), next(iter(base.values())))
     job = SweepJob(model, test, chip, base, plan, batch_size)
     accuracy = np.full(plan.shape, np.nan)

@@ -65,7 +65,8 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
                    "digital_accuracy": evaluate(model, (data.x_test, data.y_test)).mean},
             point_axes=len(plan.axes))
         sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
-                       per_layer=spec.chip.per_layer, skip=run.is_done,
+                       per_layer=spec.chip.per_layer, exclude=spec.chip.exclude,
+                       skip=run.is_done,
                        on_point=lambda index, values, cost: run.write_point(
                            index, accuracy=values, r_avg=cost.r_avg, devices=cost.devices,
                            side_bits_per_weight=cost.side_bits_per_weight),

@@ -7,6 +7,7 @@ stopped instead of starting over.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def load_data(setup: ModelSetup) -> datasets.DataSplit:
 
 
 def _load_weights(model: nn.Module, path: str) -> None:
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    try:  # weights_only: a checkpoint is data; pickled code is refused unread
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise SpecError(f"model.checkpoint {path}: not a readable weights file (a state_dict "
+                        f"saved with torch.save): {str(error).splitlines()[0]}") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # an analogsim training checkpoint
     try:
