@@ -144,7 +144,7 @@ def test_bad_coding_is_refused_with_the_field_named(mlp):
         asim.load_chip("pcm", **{"coding.scheme": "sign+magic"})
     with pytest.raises(CardError, match=r"coding.r_large \(2\) must be at least coding.r_small"):
         asim.load_chip("pcm", **{"coding.r_small": 3, "coding.r_large": 2})
-    with pytest.raises(ConversionError, match="weight coding .* with per-read noise"):
+    with pytest.raises(ConversionError, match=r"weight coding .* with per-read noise"):
         asim.convert(mlp, asim.load_chip("generic", **{"coding.scheme": "sign"}))
     two = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     global_scope = asim.load_chip("ideal", **{"coding.scope": "global"})

@@ -79,8 +79,8 @@ def _layer_override(axis: CardAxis, value: Any, chip: Chip) -> dict[str, Any]:
     for field in axis.fields:
         base = chip.value(field)
         if base is None:
-            raise CardError(f"axis {axis.name!r} scales {field}, which card {chip.name!r} "
-                            "leaves unset; use mode = \"set\"")
+            raise CardError(f"card {chip.name!r} leaves {field} unset, so it cannot be "
+                            "scaled; use mode = \"set\"")
         overrides[field] = round(base * value) if isinstance(base, int) else base * value
     return overrides
 

@@ -31,16 +31,22 @@ def load_data(setup: ModelSetup) -> datasets.DataSplit:
 def _load_weights(model: nn.Module, path: str) -> None:
     try:  # weights_only: a checkpoint is data; pickled code is refused unread
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise SpecError(f"model.checkpoint {path}: not a readable weights file (a state_dict "
-                        f"saved with torch.save): {str(error).splitlines()[0]}") from None
+    except pickle.UnpicklingError:
+        raise SpecError(f"model.checkpoint {path}: holds pickled objects other than tensors "
+                        "(refused unread: checkpoints load with weights_only=True); expected a "
+                        "state_dict saved with torch.save") from None
+    except (RuntimeError, EOFError, ValueError) as error:
+        raise SpecError(f"model.checkpoint {path}: not a readable weights file "
+                        f"({str(error).splitlines()[0]}); expected a state_dict saved with "
+                        "torch.save") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # an analogsim training checkpoint
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise SpecError(f"model.checkpoint {path}: not a state_dict of this model "
-                        f"({str(error).splitlines()[0]})") from None
+                        f"({lines[-1] if lines else type(error).__name__})") from None
 
 
 def trained_model(
