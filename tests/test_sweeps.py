@@ -86,7 +86,7 @@ def test_skip_leaves_points_unmeasured_and_on_point_reports_the_rest(digits_mlp)
     plan = SweepPlan(axes=(CardAxis("adc.bits", (5, 7, 9)),), instances=2)
     seen = []
     accuracy = sweep_accuracy(model, test, "pcm", plan, skip=lambda index: index == (1,),
-                              on_point=lambda index, values: seen.append(index))
+                              on_point=lambda index, values, cost: seen.append(index))
     assert seen == [(0,), (2,)]
     assert np.isnan(accuracy[1]).all() and np.isfinite(accuracy[[0, 2]]).all()
 
