@@ -35,6 +35,7 @@ from analogsim.experiments.spec_fields import (
     model_setup,
     number_list,
     positive_int,
+    seed_list,
     table,
 )
 
@@ -68,11 +69,7 @@ def parse_budget_spec(data: dict[str, Any], text: str, source: str) -> BudgetSpe
     for key, value in (("tolerance_pp", tolerance), ("time_s", time_s)):
         if not is_number(value) or not value > 0:
             raise SpecError(f"{where}: {key} must be a number > 0, got {value!r}")
-    seeds = budget.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise SpecError(f"{where}: seeds must be a non-empty list of non-negative integers, "
-                        f"got {seeds!r}")
+    seeds = seed_list(budget.get("seeds", [0]), f"{where}.seeds")
     grids = budget.get("grids", {})
     if not isinstance(grids, dict):
         raise SpecError(f"{where}: grids must be a table knob → values, got {grids!r}")
@@ -101,4 +98,4 @@ def parse_budget_spec(data: dict[str, Any], text: str, source: str) -> BudgetSpe
         setup=model_setup(data, source, one_model=True), chip=chip, knobs=tuple(knobs),
         tolerance_pp=float(tolerance), time_s=float(time_s),
         instances=positive_int(budget.get("instances", 8), f"{where}.instances"),
-        seeds=tuple(seeds), text=text)
+        seeds=seeds, text=text)

@@ -90,6 +90,15 @@ def number_list(value: Any, where: str) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def seed_list(value: Any, where: str) -> tuple[int, ...]:
+    """A non-empty list of non-negative integer seeds."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise SpecError(f"{where} must be a non-empty list of non-negative integers, got "
+                        f"{value!r}")
+    return tuple(value)
+
+
 def positive_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"{where} must be a positive integer, got {value!r}")
@@ -129,11 +138,7 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
                             f"(looked for {path})")
         checkpoint = str(path)
     training_table = dict(table(data, "training", source, required=checkpoint is None))
-    seeds = training_table.pop("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise SpecError(f"{source}: training.seeds must be a non-empty list of non-negative "
-                        f"integers, got {seeds!r}")
+    seeds = seed_list(training_table.pop("seeds", [0]), f"{source}: training.seeds")
     if one_model and len(seeds) != 1:
         raise SpecError(f"{source}: this experiment measures one model; training.seeds must "
                         f"have one entry, got {seeds!r}")
@@ -150,7 +155,7 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
     return ModelSetup(
         dataset=dataset, data_seed=int(data_table.get("seed", 0)),
         data_root=data_table.get("root"), model=model_table["name"],
-        model_options=dict(options), training=training, seeds=tuple(seeds),
+        model_options=dict(options), training=training, seeds=seeds,
         checkpoint=checkpoint,
     )
 
