@@ -142,6 +142,51 @@ def _report(args: argparse.Namespace) -> None:
     _say(args, f"report: {index}")
 
 
+def _export_targets(args: argparse.Namespace) -> None:
+    from analogsim.chip import load_chip
+    from analogsim.hardware.chip_exchange import export_targets
+    from analogsim.hardware.model_file import load_model_file
+
+    saved = load_model_file(args.model)
+    chip = load_chip(args.card) if args.card else saved.chip
+    targets = export_targets(saved.model, chip, args.output, model_name=saved.name,
+                             model_options=saved.options)
+    cells = sum(layer.g_target.numel() for layer in targets.values())
+    _say(args, f"targets: {args.output} ({len(targets)} layers, {cells} devices, card "
+               f"{chip.name})")
+
+
+def _evaluate_readback(args: argparse.Namespace) -> None:
+    from analogsim import datasets
+    from analogsim.chip import load_chip
+    from analogsim.hardware.chip_exchange import evaluate_readback
+    from analogsim.hardware.model_file import load_model_file
+    from analogsim.report import write_report
+    from analogsim.results import ResultsWriter
+
+    saved = load_model_file(args.model)
+    chip = load_chip(args.card) if args.card else saved.chip
+    data = datasets.load(saved.dataset, seed=saved.data_seed, root=args.root)
+    measured = evaluate_readback(saved.model, chip, args.readback, (data.x_test, data.y_test),
+                                 seed=args.seed)
+    results = Path(args.output)
+    with ResultsWriter(results) as writer:
+        writer.add_config("card", chip.to_toml())
+        run = writer.create_run(
+            "readback", axes={"time": measured.times_s,
+                              "chip": range(measured.accuracy.shape[1])},
+            units={"time": "s", "accuracy": "fraction"},
+            attrs={"title": f"{saved.name} on measured conductances ({args.readback})",
+                   "card": chip.name, "test_samples": len(data.y_test)})
+        for j, row in enumerate(measured.accuracy):
+            run.write_point((j,), accuracy=row)
+    index = write_report(results, args.report or Path("report") / results.stem)
+    for t, row in zip(measured.times_s, measured.accuracy, strict=True):
+        _say(args, f"t = {format_duration(t):>10}: {100 * row.mean():.2f} % over {row.size} "
+                   "chip(s)")
+    _say(args, f"results: {results}\nreport:  {index}")
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(text)
@@ -203,6 +248,34 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--devices", type=int, default=10_000, help="devices per target")
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=_crosscheck)
+
+    export = verbs.add_parser(
+        "export-targets", parents=[common], help="write a model's target conductances",
+        description="Write the per-tile target conductances (µS) of a model file on its card, "
+                    "for a lab to program a real array (layout: analogsim.hardware."
+                    "chip_exchange).",
+        epilog="example: analogsim export-targets model.pt -o targets.h5",
+    )
+    export.add_argument("model", help="an analogsim model file (save_model_file)")
+    export.add_argument("-o", "--output", default="targets.h5", help="targets file (.h5)")
+    export.add_argument("--card", help="another card than the model file's")
+    export.set_defaults(run=_export_targets)
+
+    readback = verbs.add_parser(
+        "evaluate-readback", parents=[common], help="evaluate a model on measured conductances",
+        description="Load conductances read back from a chip (one or more times after "
+                    "programming) into the tiles and evaluate the model with the card's "
+                    "periphery; write a results file and its report.",
+        epilog="example: analogsim evaluate-readback model.pt readback.h5 -o results/lab.h5",
+    )
+    readback.add_argument("model", help="the analogsim model file the targets came from")
+    readback.add_argument("readback", help="the read-back file (.h5)")
+    readback.add_argument("-o", "--output", default="results/readback.h5", help="results file")
+    readback.add_argument("--report", help="report folder (default report/<results stem>)")
+    readback.add_argument("--card", help="another card than the model file's")
+    readback.add_argument("--root", help="folder of the data set's files, if it needs them")
+    readback.add_argument("--seed", type=int, default=0, help="seed of the periphery's noise")
+    readback.set_defaults(run=_evaluate_readback)
 
     report = verbs.add_parser(
         "report", parents=[common], help="draw a results file as PNGs and index.html",

@@ -65,9 +65,16 @@ def program_devices(
         generators: one per instance; instance k draws only from ``generators[k]``, in the
             order programming error, drift exponents, faults.
     """
+    return program_targets(chip, target_conductances(chip, w_normalised), generators)
+
+
+def program_targets(
+    chip: Chip, g_target: torch.Tensor, generators: Sequence[torch.Generator]
+) -> ProgrammedDevices:
+    """Program target conductances (D, out, in) µS on one chip instance per generator (what a
+    lab's array does with exported targets); see :func:`program_devices`."""
     cond, law = chip.conductance, chip.programming
     generators = list(generators)
-    g_target = target_conductances(chip, w_normalised)
     targets = g_target.expand(len(generators), *g_target.shape)  # (K, D, out, in)
     if isinstance(law, PolynomialProgrammingNoise):
         g = programming.add_polynomial_programming_noise(

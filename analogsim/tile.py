@@ -282,13 +282,50 @@ class AnalogTile(nn.Module):
         )
         aged = device_model.age_devices(self.chip, devices, t_inference, generators)
         self._read_noise_q = devices.read_noise_q  # computed once per programmed state
-        self._read_out_conductances(aged)
+        self._read_at(aged, t_inference)
+
+    def _read_at(self, g: torch.Tensor, t_inference: float) -> None:
+        """Use conductances g (K, D, out, rows) µS read ``t_inference`` s after programming:
+        the weights the MVM sees, and the drift-compensation factor measured on them."""
+        self._read_out_conductances(g)
         self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
         if self.chip.drift_compensation.method != "none" and not self.coded:
             readout = self._compensation_readout(t_inference)
             self.compensation_factor = periphery.drift_compensation_factor(
                 self.compensation_reference, readout
             )
+
+    @torch.no_grad()
+    def load_measured(self, g: torch.Tensor, t_inference: float, *, programmed: bool) -> None:
+        """Replace the simulated conductances of a programmed tile by measured ones.
+
+        Args:
+            g: (K, D, out, rows) µS, one chip per instance, laid out as ``g_target`` (the cells
+                row of a coded tile: (K, D, 1, N)).
+            t_inference: seconds after programming at which they were read.
+            programmed: the first read after programming: it becomes the programmed state and
+                the drift-compensation reference.
+        """
+        if not self.is_programmed:
+            raise StateError("load_measured() needs a programmed tile (its targets and scales)")
+        expected = (self.instances, *self.g_target.shape)
+        if tuple(g.shape) != expected:
+            raise ShapeError(f"layer {self.layer_index}: measured conductances of shape "
+                             f"{tuple(g.shape)}; expected {expected} (instances, devices per "
+                             "weight, outputs, rows)")
+        _check_finite(g, "measured conductances")
+        g = g.to(self.g_programmed.dtype)
+        if programmed:
+            self.g_programmed = g
+            self._read_noise_q = None
+            self.compensation_reference = torch.empty(0)
+            self._read_out_conductances(g)
+            if self.chip.drift_compensation.method != "none" and not self.coded:
+                self.compensation_reference = self._compensation_readout(0.0)
+            self.compensation_factor = torch.ones_like(self.compensation_factor)
+            self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
+        else:
+            self._read_at(g, t_inference)
 
     def _encode(self, weight: torch.Tensor, scale: torch.Tensor,
                 reference: coding.CodingReference | None) -> coding.CodedWeights:
