@@ -295,3 +295,27 @@ def test_the_report_reads_results_only():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             bad = [n for n in names if any(n == f or n.startswith(f"{f}.") for f in forbidden)]
             assert not bad, f"{source.name} imports {bad}"
+
+
+def test_guided_replicates_of_several_models_are_summarised_per_model(tmp_path):
+    """Repeats of one trained model share its weights: the CI of guided − uniform is a paired
+    t over the models' mean accuracies, not a t over every repeat."""
+    path = tmp_path / "guided_models.h5"
+    accuracy = _guided_accuracy()  # 10 replicates = 2 models × 5 repeats, model-major
+    with ResultsWriter(path, command="test") as writer:
+        run = writer.create_run(
+            "guided", axes={"allocation": ["uniform", "guided"], "replicate": range(10)},
+            attrs={"kind": "guided", "sigma": 0.05, "budget_total": 15, "sites": SITES,
+                   "repetitions_uniform": [3, 3, 3, 3, 3],
+                   "repetitions_guided": [1, 2, 5, 4, 3], "test_samples": 450,
+                   "models": 2, "repeats": 5, "title": "guided multi-execution"})
+        for i, row in enumerate(accuracy):
+            run.write_point((i,), accuracy=row)
+    page = write_report(path, tmp_path / "report").read_text(encoding="utf-8")
+    per_model = accuracy.reshape(2, 2, 5).mean(axis=-1)
+    difference = per_model[1] - per_model[0]
+    half = stats.t.ppf(0.975, 1) * difference.std(ddof=1) / np.sqrt(2)
+    assert (f"Guided − uniform: {100 * difference.mean():+.2f} pp "
+            f"[{100 * (difference.mean() - half):+.2f}, {100 * (difference.mean() + half):+.2f}]"
+            " (95 % CI, paired t over 2 trained models)") in page
+    assert "over 2 trained models (5 repeats each)" in page

@@ -66,9 +66,9 @@ def test_noise_at_every_site_falls_from_clean_to_chance(walking):
 def test_layerwise_sweep_covers_every_site_and_fits_a_midpoint_each(walking):
     results, _ = walking
     layerwise = results.runs["layerwise_noise"]
-    assert list(layerwise.axes["site"]) == ["0 input", "1 1 (Linear)", "2 2 (ReLU)",
-                                            "3 3 (Linear)", "4 4 (ReLU)", "5 5 (Linear)",
-                                            "6 6 (ReLU)", "7 7 (Linear)"]
+    assert list(layerwise.axes["site"]) == ["0: input", "1: Linear [1]", "2: ReLU [2]",
+                                            "3: Linear [3]", "4: ReLU [4]", "5: Linear [5]",
+                                            "6: ReLU [6]", "7: Linear [7]"]
     assert layerwise.data["accuracy"].shape == (8, 9, 2) and layerwise.done.all()
     fits = results.runs["layerwise_noise_midpoints"]
     mu, error = fits.data["mu"], fits.data["mu_error"]
@@ -112,10 +112,11 @@ def test_noise_in_training_trains_one_model_per_point(tmp_path):
     path.write_text(spec)
     results = asim.load_results(run_spec(load_spec(path), tmp_path / "trained.h5"))
     run = results.runs["layerwise_noise"]
-    assert list(run.axes["site"]) == ["1 1 (Linear)"] and run.attrs["noise_in_training"] == 1
+    assert list(run.axes["site"]) == ["1: Linear [1]"] and run.attrs["noise_in_training"] == 1
     checkpoints = sorted(p.name for p in (tmp_path / "trained.checkpoints").iterdir())
     assert checkpoints == ["train_layerwise_site0_sigma0_seed0.pt",
-                           "train_layerwise_site0_sigma1_seed0.pt", "train_model_seed0.pt"]
+                           "train_layerwise_site0_sigma1_seed0.pt"]  # one model per point
+    assert "train_layerwise_site0_sigma1_seed0" in results.runs  # with its history
     accuracy = run.data["accuracy"][0, :, 0]
     assert accuracy[0] > accuracy[1]  # σ = 3 multiplicative noise after the first layer hurts
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from analogsim import models
 from analogsim.errors import SpecError
 from analogsim.evaluation import evaluate
 from analogsim.experiments.interruption import check_stop
@@ -77,14 +78,15 @@ def noise_law(noise: NoiseSpec, sigma: float) -> NoiseLaw:
 
 
 def site_labels(model: nn.Module, sites: list[str], skip_batchnorm: bool) -> list[str]:
-    """'<index> <name> (<type>)' per operator site, index in the §10 order of the model."""
+    """'<operator index>: <type> [<module name>]' per site (index in the §10 order of the
+    model; '-' for a site outside it), e.g. '0: input', '3: Linear [fc1]'."""
     order = noise_sites(model, skip_batchnorm=skip_batchnorm)
     modules = dict(model.named_modules())
     labels = []
     for site in sites:
         index = order.index(site) if site in order else "-"
-        labels.append(f"{index} input" if site == MODEL_INPUT
-                      else f"{index} {site} ({type(modules[site]).__name__})")
+        labels.append(f"{index}: input" if site == MODEL_INPUT
+                      else f"{index}: {type(modules[site]).__name__} [{site}]")
     return labels
 
 
@@ -125,9 +127,17 @@ def _noisy_model(spec: WalkingNoiseSpec, seed: int, data, writer: ResultsWriter,
         activate_operators(operators, None if site == GLOBAL else site)
 
     model, _ = trained_model(spec.setup, seed, data, writer, checkpoints, label=label,
-                             prepare=insert, record_history=label == "model",
-                             progress=progress)
+                             prepare=insert, progress=progress)
     return _NoisyModel(model, operators, seed)
+
+
+def _untrained_noisy_model(spec: WalkingNoiseSpec) -> _NoisyModel:
+    """The spec's model, untrained, with its operators: where the sites are."""
+    model = models.create(spec.setup.model, **spec.setup.model_options)
+    operators = insert_noise_operators(
+        model, lambda: NoiseOperator(AdditiveNoise(0.0)), seed=0, after=spec.sites,
+        skip_batchnorm=spec.noise.skip_batchnorm)
+    return _NoisyModel(model, operators, 0)
 
 
 def _fit_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
@@ -136,6 +146,8 @@ def _fit_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
     """Fit every site of accuracy[site, sigma, seed]; write ``<name>_midpoints``; μ per site."""
     positive = sigmas[sigmas > 0]
     fine = np.geomspace(positive.min(), sigmas.max(), FIT_POINTS)
+    if spec.fit.x_space == "linear" and sigmas.min() == 0:
+        fine = np.concatenate([[0.0], fine[:-1]])  # a linear fit covers σ = 0 too
     metrics = ("mu", "mu_error", "a_min", "a_min_error", "delta_a", "chi2", "falls_to_chance")
     run = writer.create_run(
         f"{name}_midpoints", axes={"site": labels, "sigma_fit": fine},
@@ -180,10 +192,13 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
     sigmas = np.asarray(spec.sigmas)
     with ResultsWriter(results_path, fingerprint=spec_fingerprint(spec.text)) as writer:
         writer.add_config("spec", spec.text)
-        models = [_noisy_model(spec, seed, data, writer, checkpoints, progress)
-                  for seed in seeds]
-        operators = models[0].operators
-        labels = site_labels(models[0].model, [op.site for op in operators],
+        # inference only: one noise-free model per seed serves every point; with noise in
+        # training every point trains its own, and an untrained copy gives the sites
+        trained = ([_noisy_model(spec, seed, data, writer, checkpoints, progress)
+                   for seed in seeds] if not spec.noise.in_training else [])
+        layout = trained[0] if trained else _untrained_noisy_model(spec)
+        operators = layout.operators
+        labels = site_labels(layout.model, [op.site for op in operators],
                              spec.noise.skip_batchnorm)
         walks = ([("global_noise", [GLOBAL], ["global"])] if spec.global_noise else []) + (
             [("layerwise_noise", list(range(len(operators))), labels)] if spec.layerwise
@@ -213,7 +228,7 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
                     if run.is_done(index):  # measured before a resume
                         continue
                     for s, seed in enumerate(seeds):
-                        noisy = models[s] if not spec.noise.in_training else _noisy_model(
+                        noisy = trained[s] if not spec.noise.in_training else _noisy_model(
                             spec, seed, data, writer, checkpoints, False, sigma, site,
                             label=f"{mode}_site{i}_sigma{j}")
                         accuracy[i, j, s] = noisy.accuracy(
@@ -224,12 +239,12 @@ def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
             midpoints[name] = _fit_table(writer, run, name, site_names, sigmas, accuracy,
                                          spec, data.num_classes, len(data.y_test))
         if spec.guided is not None:
-            _guided(spec.guided, spec, writer, models, labels, midpoints, test, progress)
+            _guided(spec.guided, spec, writer, trained, labels, midpoints, test, progress)
     return results_path
 
 
 def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
-            models: list[_NoisyModel], labels: list[str], midpoints: dict[str, np.ndarray],
+            trained: list[_NoisyModel], labels: list[str], midpoints: dict[str, np.ndarray],
             test: tuple[torch.Tensor, torch.Tensor], progress: bool) -> None:
     """Uniform (n_i = budget) against guided (n_i ∝ 1/μ_i) at the same total; S2 Table 3."""
     mu = midpoints["layerwise_noise"].copy()
@@ -250,12 +265,13 @@ def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
                    "guided": allocate_repetitions(mu, guided.budget * operators)}
     run = writer.create_run(
         "guided", axes={"allocation": list(allocations),
-                        "replicate": range(len(models) * guided.repeats)},
+                        "replicate": range(len(trained) * guided.repeats)},
         units={"accuracy": "fraction"},
         attrs={"kind": "guided", "sigma": sigma, "budget_total": guided.budget * operators,
                "sites": labels, "test_samples": len(test[1]),
                "repetitions_uniform": allocations["uniform"],
                "repetitions_guided": allocations["guided"], "law": spec.noise.law,
+               "models": len(trained), "repeats": guided.repeats,
                "title": f"{spec.name}: guided vs uniform multi-execution at σ = {sigma:.3g} "
                         f"(n_t = {guided.budget * operators})"})
     law = noise_law(spec.noise, sigma)
@@ -263,7 +279,7 @@ def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
         if run.is_done((a,)):
             continue
         values = []
-        for noisy in tqdm(models, desc=f"guided: {name}", disable=not progress):
+        for noisy in tqdm(trained, desc=f"guided: {name}", disable=not progress):
             set_repetitions(noisy.operators, repetitions)
             values += [noisy.accuracy(test, law, GLOBAL, (0, a, r))
                        for r in range(guided.repeats)]

@@ -18,7 +18,7 @@ from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, spans_decades, style_value_axis
 from analogsim.report.summaries import mean_and_spread, summarise
 from analogsim.results import RunData
-from analogsim.statistics import welch_difference
+from analogsim.statistics import confidence_interval, welch_difference
 
 _MEASURED, _FIT, _MU, _A_MIN = "tab:blue", "tab:red", "tab:green", "tab:purple"
 #: Panels per row of the fit figure.
@@ -144,12 +144,31 @@ def plot_midpoint_bars(midpoints: RunData, path: Path, title: str) -> Path:
     return save(figure, path)
 
 
-def guided_difference(run: RunData) -> tuple[float, float, float]:
-    """Accuracy of guided − uniform allocation and its Welch 95 % CI, as fractions."""
-    allocations = list(run.axes["allocation"])
+def model_means(run: RunData) -> np.ndarray | None:
+    """Mean accuracy[allocation, model] over each trained model's repeats, when the run has
+    several models (replicates are model-major); None otherwise. Repeats of one model share
+    its weights, so models, not repeats, are the independent replicates."""
+    models = int(run.attrs.get("models", 0))
     accuracy = run.data["accuracy"]
-    return welch_difference(accuracy[allocations.index("guided")],
-                            accuracy[allocations.index("uniform")])
+    if models < 2 or accuracy.shape[-1] % models:
+        return None
+    return accuracy.reshape(accuracy.shape[0], models, -1).mean(axis=-1)
+
+
+def guided_difference(run: RunData) -> tuple[float, float, float, str]:
+    """Accuracy of guided − uniform allocation and its 95 % CI (fractions), and how the CI
+    was made: paired Student t over trained models when there are several, else Welch's t
+    over replicates."""
+    allocations = list(run.axes["allocation"])
+    guided, uniform = allocations.index("guided"), allocations.index("uniform")
+    means = model_means(run)
+    if means is not None:
+        difference = means[guided] - means[uniform]
+        low, high = confidence_interval(difference, int(run.attrs.get("test_samples", 1000)))
+        return (float(difference.mean()), low, high,
+                f"paired t over {difference.size} trained models")
+    accuracy = run.data["accuracy"]
+    return (*welch_difference(accuracy[guided], accuracy[uniform]), "Welch's t over replicates")
 
 
 def plot_guided(run: RunData, path: Path) -> Path:
@@ -169,9 +188,9 @@ def plot_guided(run: RunData, path: Path) -> Path:
     style_value_axis(left, "x", allocations, "")
     left.set_xlim(-0.6, len(allocations) - 0.4)
     left.set_ylabel("accuracy [%]")
+    *difference, method = guided_difference(run)
     left.set_title(f"σ = {format_number(run.attrs.get('sigma', np.nan))}: guided − uniform =\n"
-                   f"{format_difference(*guided_difference(run))} (Welch 95 % CI)",
-                   fontsize="medium")
+                   f"{format_difference(*difference)} (95 % CI, {method})", fontsize="medium")
     left.legend(fontsize="small")
     sites = np.asarray(run.attrs["sites"])
     where = np.arange(len(sites))

@@ -17,6 +17,7 @@ from analogsim.report.formatting import (
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots_profiling import (
     guided_difference,
+    model_means,
     plot_guided,
     plot_midpoint_bars,
     plot_midpoint_fits,
@@ -24,6 +25,7 @@ from analogsim.report.plots_profiling import (
 from analogsim.report.sections import accuracy_figure, accuracy_table
 from analogsim.report.summaries import summarise
 from analogsim.results import Results, RunData
+from analogsim.statistics import confidence_interval
 
 
 def midpoints_of(results: Results, run: RunData) -> RunData | None:
@@ -108,6 +110,13 @@ def guided_section(run: RunData, results: Results, out_dir: Path) -> str:
     attrs = run.attrs
     mean, low, high = summarise(run)
     replicates = run.data["accuracy"].shape[-1]
+    over = f"{replicates} replicates"
+    means = model_means(run)
+    if means is not None:  # models are the independent replicates; their repeats are not
+        mean = means.mean(axis=-1)
+        low, high = np.transpose([confidence_interval(m, replicates) for m in means])
+        over = f"{means.shape[-1]} trained models ({replicates // means.shape[-1]} repeats each)"
+    *difference, method = guided_difference(run)
     rows = []
     for i, allocation in enumerate(run.axes["allocation"]):
         counts = np.asarray(attrs[f"repetitions_{allocation}"])
@@ -121,9 +130,8 @@ def guided_section(run: RunData, results: Results, out_dir: Path) -> str:
                   "evenly (uniform) or by the per-site midpoints (guided); "
                   f"{replicates} replicates, {attrs.get('test_samples', '?')} test samples."),
         figure_html(plot_guided(run, out_dir / f"{run.name}.png"), run.name),
-        html_table(["allocation", f"accuracy, mean [95 % CI] over {replicates} replicates",
+        html_table(["allocation", f"accuracy, mean [95 % CI] over {over}",
                     "repetitions n_i per site (" + ", ".join(map(str, attrs["sites"])) + ")",
                     "total"], rows),
-        paragraph(f"Guided − uniform: {format_difference(*guided_difference(run))} (95 % CI, "
-                  "Welch's t over replicates)."),
+        paragraph(f"Guided − uniform: {format_difference(*difference)} (95 % CI, {method})."),
     ])
