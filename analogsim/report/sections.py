@@ -31,18 +31,24 @@ def heatmap_axes(run: RunData) -> tuple[str, str] | None:
     grid = [d for d in varying if not is_time(d, run.units.get(d, ""))]
     numeric_grid = len(grid) == 2 and all(
         len(run.axes[d]) > 2 and np.asarray(run.axes[d]).dtype.kind in "fiu" for d in grid)
+    categories = [d for d in grid if np.asarray(run.axes[d]).dtype.kind not in "fiu"]
+    if (varying == grid and len(grid) == 2 and len(categories) == 1
+            and len(run.axes[categories[0]]) <= _PIVOT_COLUMNS):
+        return None  # a few categories (e.g. coding schemes) over a number: one curve each
     if len(grid) >= 2 and (run.attrs.get("kind") == "sweep" or len(varying) > 2 or numeric_grid):
         return grid[-2], grid[-1]
     return None
 
 
 def curve_axes(run: RunData) -> tuple[str, str | None]:
-    """(x, lines) of curves: x is a time axis if one varies, else the last varying axis; the
-    lines are another varying axis, if any."""
+    """(x, lines) of curves: x is a time axis if one varies, else the last varying numeric
+    axis (else the last varying one); the lines are another varying axis, if any."""
     dims = run.dims["accuracy"][:-1]
     varying = [d for d in dims if len(run.axes[d]) > 1]
     times = [d for d in varying if is_time(d, run.units.get(d, ""))]
-    x = times[0] if times else (varying[-1] if varying else dims[-1])
+    numbers = [d for d in varying if np.asarray(run.axes[d]).dtype.kind in "fiu"]
+    x = times[0] if times else (numbers[-1] if numbers else
+                                varying[-1] if varying else dims[-1])
     return x, next((d for d in varying if d != x), None)
 
 
