@@ -142,6 +142,18 @@ def _report(args: argparse.Namespace) -> None:
     _say(args, f"report: {index}")
 
 
+def _fit_device(args: argparse.Namespace) -> None:
+    from analogsim.hardware import fit_device, write_fit_report
+
+    fit = fit_device(args.measurements, name=args.name, base=args.base)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(fit.toml(), encoding="utf-8")
+    index = write_fit_report(fit, args.report or Path("report") / f"fit_{output.stem}")
+    _say(args, f"card:   {output} (fitted: {', '.join(fit.fitted_sections)})\n"
+               f"report: {index}")
+
+
 def _export_targets(args: argparse.Namespace) -> None:
     from analogsim.chip import load_chip
     from analogsim.hardware.chip_exchange import export_targets
@@ -248,6 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--devices", type=int, default=10_000, help="devices per target")
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=_crosscheck)
+
+    fit = verbs.add_parser(
+        "fit-device", parents=[common], help="fit a device card to measurements",
+        description="Fit programming noise, drift, read noise, stuck devices and levels to a "
+                    "measurement file (CSV or HDF5; layout in analogsim.hardware."
+                    "measurements) and write a card with the fitted numbers and a fit report.",
+        epilog="example: analogsim fit-device docs/measurements/pcm_2000.h5 -o mypcm.toml",
+    )
+    fit.add_argument("measurements", help="a .csv or .h5 measurement file")
+    fit.add_argument("-o", "--output", default="device.toml", help="the card to write")
+    fit.add_argument("--name", help="the card's name (default: the output file's stem)")
+    fit.add_argument("--base", default="pcm",
+                     help="card for everything not fitted (default pcm)")
+    fit.add_argument("--report", help="fit report folder (default report/fit_<card>)")
+    fit.set_defaults(run=_fit_device)
 
     export = verbs.add_parser(
         "export-targets", parents=[common], help="write a model's target conductances",
