@@ -210,7 +210,8 @@ def test_bad_results_file(build, tmp_path, capsys):
 
 def test_the_corpus_is_large_enough():
     cases = (len(list((CORPUS / "cards").glob("*.toml"))) + len(list(
-        (CORPUS / "specs").glob("*.toml"))) + len(SPEC_BUILDERS) + len(RESULTS_BUILDERS))
+        (CORPUS / "specs").glob("*.toml"))) + len(SPEC_BUILDERS) + len(RESULTS_BUILDERS)
+             + len(MEASUREMENTS))
     assert cases >= 30, cases
 
 
@@ -221,3 +222,23 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+MEASUREMENTS = {
+    "missing_column": ("device,target_uS\n0,12.5\n", r"programmed_uS"),
+    "siemens": ("target_uS,programmed_uS\n" + "".join(
+        f"{t * 1e-6:.3e},{t * 1.01e-6:.3e}\n" for t in range(1, 200)), r"siemens"),
+    "negative": ("target_uS,programmed_uS\n1.0,-0.5\n", r"negative"),
+    "too_few": ("target_uS,programmed_uS\n" + "".join(
+        f"{t / 4:.2f},{t / 4 + 0.1:.2f}\n" for t in range(1, 20)), r"needs? .*\d+"),
+}
+
+
+@pytest.mark.parametrize("case", list(MEASUREMENTS))
+def test_bad_measurement_file(case, tmp_path, capsys):
+    text, pattern = MEASUREMENTS[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_text(text)
+    check_cli(["fit-device", str(path), "-o", str(tmp_path / "card.toml"), "--report",
+               str(tmp_path / "report")], pattern, capsys)
+    assert not (tmp_path / "card.toml").exists()

@@ -4,6 +4,8 @@ simulated tiles give directly."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -101,3 +103,16 @@ def test_the_command_line_closes_the_loop(digits_mlp, tmp_path):
                                   asim.evaluate(direct, test, seed=3).accuracy)
     assert (tmp_path / "report" / "index.html").is_file()
     assert cli.main(["export-targets", str(tmp_path / "readback.h5"), "--quiet"]) == 2
+
+
+def test_fit_device_writes_a_card_that_loads_and_its_report(tmp_path):
+    from analogsim import cli
+
+    card = tmp_path / "mypcm.toml"
+    measurements = Path(__file__).resolve().parents[1] / "docs" / "measurements" / "pcm_2000.h5"
+    assert cli.main(["fit-device", str(measurements), "-o", str(card),
+                     "--report", str(tmp_path / "report"), "--quiet"]) == 0
+    fitted = asim.load_chip(card)
+    assert fitted.name == "mypcm" or fitted.name == "pcm_2000"
+    assert "pcm_2000.h5" in fitted.card.source
+    assert (tmp_path / "report" / "index.html").is_file()
