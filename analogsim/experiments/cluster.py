@@ -102,7 +102,7 @@ class ClusterRunner:
         workers = max(1, len(self.client.scheduler_info()["workers"]))
         size = self.chunk_size or max(1, math.ceil(len(indices) / (CHUNKS_PER_WORKER * workers)))
         chunks = [indices[i:i + size] for i in range(0, len(indices), size)]
-        shared = self.client.scatter(job, broadcast=True)
+        shared = self.client.scatter(job, broadcast=True, hash=False)  # a fresh key per sweep
         futures = [self.client.submit(_evaluate_chunk, shared, chunk, retries=RETRIES,
                                       pure=False) for chunk in chunks]
         log.info("sweep: %d points in %d chunks on %d workers", len(indices), len(chunks),
