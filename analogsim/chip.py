@@ -13,6 +13,7 @@ key; each law is its own dataclass with its own fields. The formulas live in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
 import types
@@ -374,6 +375,12 @@ class Chip:
 # ------------------------------------------------------------------------------- validation
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a section class (resolving them is slow; they never change)."""
+    return typing.get_type_hints(cls)
+
+
 def _section_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
@@ -428,7 +435,7 @@ def _build_section(name: str, cls: type, table: Any, source: str) -> Any:
     if not isinstance(table, Mapping):
         raise CardError(f"{source}: [{name}] must be a table, got {table!r}")
     fields = _section_fields(cls)
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise CardError(
@@ -472,7 +479,7 @@ def chip_from_dict(data: Mapping[str, Any], source: str = "card") -> Chip:
     for required in Chip.required_sections:
         if required not in data:
             raise CardError(f"{source}: the section [{required}] is missing")
-    hints = typing.get_type_hints(Chip)
+    hints = _type_hints(Chip)
     built: dict[str, Any] = {}
     for name, table in data.items():
         if name == "format_version":
@@ -605,7 +612,7 @@ def _fields_of_section(section: str, data: Mapping[str, Any]) -> set[str]:
         law = data.get(section, {}).get("law", "none")
         cls = _LAWS[section].get(law, next(iter(_LAWS[section].values())))
     else:
-        cls = typing.get_type_hints(Chip)[section]
+        cls = _type_hints(Chip)[section]
     return set(_section_fields(cls))
 
 

@@ -127,11 +127,14 @@ def layer_chips(
     Returns:
         layer name → chip with every axis that applies to the layer set or scaled.
     """
-    chips = {}
+    chips, built = {}, {}
     for layer, chip in base.items():
         overrides: dict[str, Any] = {}
         for axis, value in zip(axes, values, strict=True):
             if axis.applies_to(layer):
                 overrides.update(_layer_override(axis, value, chip))
-        chips[layer] = load_chip(chip, **overrides) if overrides else chip
+        key = (id(chip), repr(sorted(overrides.items())))  # layers often share one chip
+        if key not in built:
+            built[key] = load_chip(chip, **overrides) if overrides else chip
+        chips[layer] = built[key]
     return chips
