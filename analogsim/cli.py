@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser(
         "run", parents=[common], help="run an experiment spec (TOML)",
         description="Train and evaluate what a spec declares; write an HDF5 results file and "
-                    "its report. An interrupted run resumes its trainings from checkpoints.",
+                    "its report. Run again, an interrupted run resumes: finished points are "
+                    "kept and trainings continue from their checkpoints. The first Ctrl-C "
+                    "stops after the point in flight.",
         epilog="examples: analogsim run benchmarks/reproduce/s0_noise_aware_sam.toml; "
                "analogsim run benchmarks/reproduce/sweep_digits_pcm.toml --cluster local:2",
     )
