@@ -245,20 +245,26 @@ class AnalogTile(nn.Module):
         devices = device_model.program_devices(self.chip, cells, generators)
         self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
-        self.t_inference = torch.tensor(0.0, dtype=torch.float64)
         self.weight_scale = scale
         self.g_target = devices.g_target
-        self.g_programmed = devices.g_programmed
         self.drift_exponents = _or_empty(devices.drift_exponents)
-        self._read_noise_q = None
         self.faults = _or_empty(devices.faults)
-        self.compensation_reference = torch.empty(0)
-        self._read_out_conductances(devices.g_programmed)
+        self._take_programmed(devices.g_programmed)
         self.reseed_forward_noise(seed)
+
+    def _take_programmed(self, g: torch.Tensor) -> None:
+        """Use conductances g (K, D, out, rows) µS as the state right after programming: the
+        weights the MVM sees and the drift-compensation reference measured on them (no
+        compensation yet)."""
+        self.g_programmed = g
+        self._read_noise_q = None
+        self.t_inference = torch.tensor(0.0, dtype=torch.float64)
+        self.compensation_reference = torch.empty(0)
+        self._read_out_conductances(g)
         if self.chip.drift_compensation.method != "none" and not self.coded:
             self.compensation_reference = self._compensation_readout(0.0)
         self.compensation_factor = torch.ones(
-            len(instance_ids), len(self.row_chunks), self.out_features
+            self.instances, len(self.row_chunks), self.out_features
         )
 
     @torch.no_grad()
@@ -316,13 +322,7 @@ class AnalogTile(nn.Module):
         _check_finite(g, "measured conductances")
         g = g.to(self.g_programmed.dtype)
         if programmed:
-            self.g_programmed = g
-            self._read_noise_q = None
-            self.compensation_reference = torch.empty(0)
-            self._read_out_conductances(g)
-            if self.chip.drift_compensation.method != "none" and not self.coded:
-                self.compensation_reference = self._compensation_readout(0.0)
-            self.compensation_factor = torch.ones_like(self.compensation_factor)
+            self._take_programmed(g)
             self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
         else:
             self._read_at(g, t_inference)

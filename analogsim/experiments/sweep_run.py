@@ -23,7 +23,7 @@ from analogsim.results import ResultsWriter, spec_fingerprint
 COST_METRICS = ("r_avg", "devices", "side_bits_per_weight")
 
 
-def _axis_values(values: tuple) -> list:
+def _stored_axis(values: tuple) -> list:
     """Axis values as stored: numbers, or strings when a value is not a number (e.g. none)."""
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return list(values)
@@ -50,7 +50,7 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
         writer.add_config("card", spec.chip.chip.to_toml())
         model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
                                  results_path.with_suffix(".checkpoints"), progress=progress)
-        axes = {axis.name: _axis_values(axis.values) for axis in plan.axes}
+        axes = {axis.name: _stored_axis(axis.values) for axis in plan.axes}
         run = writer.create_run(
             "sweep", axes={**axes, "time": plan.times_s, "instance": range(plan.instances)},
             metrics={"accuracy": (*axes, "time", "instance"),

@@ -108,36 +108,38 @@ class _NoisyModel:
         return evaluate(self.model, test, batch_size=1024).mean
 
 
+def _insert_operators(model: nn.Module, spec: WalkingNoiseSpec, seed: int, sigma: float = 0.0,
+                      site: int = GLOBAL) -> list[NoiseOperator]:
+    """The spec's operators in ``model`` (its sites, law at σ, switches), noisy at ``site``."""
+    noise = spec.noise
+    operators = insert_noise_operators(
+        model, lambda: NoiseOperator(
+            noise_law(noise, sigma), grad_mode=noise.grad_mode,
+            enable_in_training=noise.in_training, enable_in_eval=noise.in_eval,
+            normalize_to_input_size=noise.normalize_to_input_size),
+        seed=derive_seed(seed, Purpose.ACTIVATION_NOISE), after=spec.sites,
+        skip_batchnorm=noise.skip_batchnorm)
+    activate_operators(operators, None if site == GLOBAL else site)
+    return operators
+
+
 def _noisy_model(spec: WalkingNoiseSpec, seed: int, data, writer: ResultsWriter,
                  checkpoints: Path, progress: bool, sigma: float = 0.0, site: int = GLOBAL,
                  label: str = "model") -> _NoisyModel:
     """Train (or load) the model of one seed with operators in place, noisy at (σ, site) when
     the noise is on in training."""
     operators: list[NoiseOperator] = []
-    noise = spec.noise
-
-    def insert(model: nn.Module) -> None:
-        operators.extend(insert_noise_operators(
-            model, lambda: NoiseOperator(
-                noise_law(noise, sigma), grad_mode=noise.grad_mode,
-                enable_in_training=noise.in_training, enable_in_eval=noise.in_eval,
-                normalize_to_input_size=noise.normalize_to_input_size),
-            seed=derive_seed(seed, Purpose.ACTIVATION_NOISE), after=spec.sites,
-            skip_batchnorm=noise.skip_batchnorm))
-        activate_operators(operators, None if site == GLOBAL else site)
-
-    model, _ = trained_model(spec.setup, seed, data, writer, checkpoints, label=label,
-                             prepare=insert, progress=progress)
+    model, _ = trained_model(
+        spec.setup, seed, data, writer, checkpoints, label=label,
+        prepare=lambda model: operators.extend(_insert_operators(model, spec, seed, sigma, site)),
+        progress=progress)
     return _NoisyModel(model, operators, seed)
 
 
 def _untrained_noisy_model(spec: WalkingNoiseSpec) -> _NoisyModel:
     """The spec's model, untrained, with its operators: where the sites are."""
     model = models.create(spec.setup.model, **spec.setup.model_options)
-    operators = insert_noise_operators(
-        model, lambda: NoiseOperator(AdditiveNoise(0.0)), seed=0, after=spec.sites,
-        skip_batchnorm=spec.noise.skip_batchnorm)
-    return _NoisyModel(model, operators, 0)
+    return _NoisyModel(model, _insert_operators(model, spec, seed=0), 0)
 
 
 def _fit_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
