@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from analogsim.allocator import keep_freed_memory
 from analogsim.errors import AnalogsimError
 from analogsim.experiments.interruption import RunInterrupted
 from analogsim.units import format_duration
@@ -323,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    keep_freed_memory()  # forwards allocate the same tensors over and over: keep their pages
     try:
         args.run(args)
     except RunInterrupted as interrupted:

@@ -7,8 +7,9 @@ This module reads a :class:`~analogsim.chip.Chip` and calls the pure functions o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -121,15 +122,12 @@ def age_devices(
     cond, drift, read = chip.conductance, chip.drift, chip.read_noise
     generators = list(generators)
     g = devices.g_programmed
-    # Transcendental functions run one instance at a time: their vectorised and scalar code
-    # paths may differ in the last bit, and instance k must not depend on K.
     if isinstance(drift, PcmPowerLawDrift):
         if devices.drift_exponents is None:
             raise StateError("this tile was programmed without drift exponents (a card "
                              "without pcm_power_law drift); program it again")
-        g_drift = torch.stack([
-            pcm.apply_power_law_drift(g_k, nu_k, t_inference, drift.t0_s)
-            for g_k, nu_k in zip(g, devices.drift_exponents, strict=True)])
+        g_drift = pcm.apply_power_law_drift(g, devices.drift_exponents, t_inference,
+                                            drift.t0_s, exp=_each_instance(torch.exp))
     elif isinstance(drift, RramRelaxation):
         variance = rram.relaxation_variance(
             devices.g_target, t_inference, drift.times_s, drift.coefficients_uS,
@@ -151,19 +149,35 @@ def age_devices(
     return g_drift
 
 
+def _each_instance(op: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``op`` (an elementwise torch function with ``out=``) run on each instance block of its
+    first argument (K, ...) on its own.
+
+    Transcendental functions go through this: their vectorised and scalar code paths may
+    differ in the last bit, so one call over K instances could make instance k depend on K.
+    Everything else (IEEE arithmetic, exact in both paths) runs on all K at once.
+    """
+
+    def blockwise(x: torch.Tensor, *args: Any) -> torch.Tensor:
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        for x_k, out_k in zip(x.contiguous(), out, strict=True):
+            op(x_k, *args, out=out_k)
+        return out
+
+    return blockwise
+
+
 def relative_read_noise(chip: Chip, g_programmed: torch.Tensor) -> torch.Tensor:
     """Q_s of the card's 1/f read noise for programmed conductances (K, D, out, in) µS.
 
-    Computed one instance at a time (a power: see :func:`age_devices`) and fixed from
-    programming on, so a tile computes it once and reuses it at every drift time.
+    Fixed from programming on, so a tile computes it once and reuses it at every drift time.
     """
     read = chip.read_noise
     if not isinstance(read, PcmOneOverFReadNoise):
         raise StateError(f"the card's read noise law is {read.law!r}, not pcm_1_over_f")
-    return torch.stack([
-        pcm.relative_read_noise(g_k, chip.conductance.g_max_uS, read.q_coefficient,
-                                read.q_exponent, read.q_floor, read.q_max)
-        for g_k in g_programmed])
+    return pcm.relative_read_noise(g_programmed, chip.conductance.g_max_uS, read.q_coefficient,
+                                   read.q_exponent, read.q_floor, read.q_max,
+                                   power=_each_instance(torch.pow))
 
 
 def read_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from analogsim.chip import Chip, Coding, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
 from analogsim.physics.sampling import standard_normal
-from analogsim.seeding import Purpose, derive_seed, make_generator, time_key
+from analogsim.seeding import Purpose, derive_seed, time_key
 
 # Buffers that hold the programmed state; their shapes depend on K, so loading a state_dict
 # resizes them first.
@@ -121,9 +121,8 @@ class AnalogTile(nn.Module):
             self.register_buffer(name, torch.empty(0), persistent=True)
         self._plan: _ForwardPlan | None = None  # cached per programmed state
         self._read_noise_q: torch.Tensor | None = None  # cached per programmed state
-        self._forward_generators: list[torch.Generator] = [
-            make_generator(0, Purpose.FORWARD, layer_index, 0)
-        ]
+        self._generators: dict[Purpose, list[torch.Generator]] = {}
+        self._forward_generators = self._seeded_generators(0, Purpose.FORWARD, [0])
         self._configure_tiling()
 
     # ------------------------------------------------------------------------ layout
@@ -178,6 +177,8 @@ class AnalogTile(nn.Module):
         self._additive_variance = device_model.additive_per_read_variance(chip)
         self._multiplicative_variance = chip.per_read_noise.multiplicative_std**2
         self._output_variance = chip.output_noise.std**2
+        # the DAC level of a full-scale input (1 on the converter's grid, or just below it)
+        self._full_scale_input = float(periphery.quantise(torch.ones(()), dac.bits, dac.bound))
 
     @property
     def rows(self) -> int:
@@ -231,9 +232,7 @@ class AnalogTile(nn.Module):
         """
         _check_finite(weight, "weight")
         scale = self.weight_scales(weight)
-        generators = [
-            make_generator(seed, Purpose.PROGRAM, self.layer_index, k) for k in instance_ids
-        ]
+        generators = self._seeded_generators(seed, Purpose.PROGRAM, instance_ids)
         if self.coded:
             coded = self._encode(weight, scale, coding_reference)
             self.coding_sign = _or_empty(coded.sign)
@@ -277,11 +276,8 @@ class AnalogTile(nn.Module):
         """
         if not self.is_programmed:
             raise StateError("drift() needs a programmed model: call analogsim.program first")
-        seed = int(self.program_seed)
-        generators = [
-            make_generator(seed, Purpose.DRIFT, self.layer_index, int(k), time_key(t_inference))
-            for k in self.instance_ids
-        ]
+        generators = self._seeded_generators(int(self.program_seed), Purpose.DRIFT,
+                                             self.instance_ids.tolist(), time_key(t_inference))
         devices = device_model.ProgrammedDevices(
             self.g_target, self.g_programmed, _or_none(self.drift_exponents),
             _or_none(self.faults), self._read_noise_q,
@@ -391,11 +387,23 @@ class AnalogTile(nn.Module):
 
     def reseed_forward_noise(self, seed: int) -> None:
         """Restart the per-read and output noise streams, one per instance, from ``seed``."""
-        ids = [int(k) for k in self.instance_ids] or [0]
-        if len(self._forward_generators) != len(ids):
-            self._forward_generators = [torch.Generator() for _ in ids]
-        for generator, k in zip(self._forward_generators, ids, strict=True):
-            generator.manual_seed(derive_seed(seed, Purpose.FORWARD, self.layer_index, k))
+        ids = self.instance_ids.tolist() or [0]
+        self._forward_generators = self._seeded_generators(seed, Purpose.FORWARD, ids)
+
+    def _seeded_generators(self, seed: int, purpose: Purpose, instance_ids: list[int],
+                           *key: int) -> list[torch.Generator]:
+        """This tile's generators for ``purpose``, one per instance k, seeded for the streams
+        (seed, purpose, layer, k, *key).
+
+        The generator objects are kept and reseeded at every call: making one costs as much
+        as seeding it, and a sweep seeds thousands.
+        """
+        pool = self._generators.setdefault(purpose, [])
+        del pool[len(instance_ids):]
+        pool.extend(torch.Generator() for _ in range(len(instance_ids) - len(pool)))
+        for generator, k in zip(pool, instance_ids, strict=True):
+            generator.manual_seed(derive_seed(seed, purpose, self.layer_index, k, *key))
+        return pool
 
     def _compensation_readout(self, t_inference: float) -> torch.Tensor:
         """mean |y| of the read-out inputs per (instance, row chunk, output): (K, chunks, out).
@@ -405,33 +413,27 @@ class AnalogTile(nn.Module):
         """
         comp = self.chip.drift_compensation
         k_count = self.instances
-        generators = [
-            make_generator(
-                int(self.program_seed),
-                Purpose.READOUT,
-                self.layer_index,
-                int(k),
-                time_key(t_inference),
-            )
-            for k in self.instance_ids
-        ]
-        level = periphery.quantise(torch.ones(()), self.chip.dac.bits, self.chip.dac.bound)
+        generators = self._seeded_generators(int(self.program_seed), Purpose.READOUT,
+                                             self.instance_ids.tolist(), time_key(t_inference))
+        level = self._full_scale_input
         readouts = []
         for a, b in self.row_chunks:
-            w = self.w_effective[:, :, a:b] * level  # (K, out, rows_j): one column per one-hot
+            w = self.w_effective[:, :, a:b]  # (K, out, rows_j): one column per one-hot
+            if level != 1.0:
+                w = w * level
             if comp.readout == "ones":
                 w = w.sum(dim=-1, keepdim=True)
             if comp.readout_noise:
                 inputs = 1 if comp.readout == "identity" else b - a
-                variance = self.chip.output_noise.std**2 + (
-                    device_model.additive_per_read_variance(self.chip) * inputs * level**2
-                )
+                variance = self._output_variance + self._additive_variance * inputs * level**2
+                noise = standard_normal(w.shape, generators)
                 if self.q_effective.numel():
                     q = self.q_effective[:, :, a:b] * level**2
                     q = q.sum(dim=-1, keepdim=True) if comp.readout == "ones" else q
-                    variance = variance + self.chip.per_read_noise.multiplicative_std**2 * q
-                noise = standard_normal(w.shape, generators)
-                w = w + torch.sqrt(torch.as_tensor(variance)) * noise
+                    w = torch.addcmul(w, torch.sqrt(variance + self._multiplicative_variance * q),
+                                      noise)
+                else:
+                    w = noise.mul_(math.sqrt(variance)).add_(w)
                 if self.chip.adc.bits is not None:
                     w = periphery.quantise(w, self.chip.adc.bits, self.chip.adc.bound)
             per_output = w.abs().mean(dim=-1)  # (K, out)
@@ -575,11 +577,7 @@ class AnalogTile(nn.Module):
             if not owned or (bias is not None and bias.requires_grad and
                              torch.is_grad_enabled()):  # autograd: no out= results
                 return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
-            if bias is None:
-                return y.mul_(multiplier)
-            if isinstance(multiplier, float):
-                return torch.add(bias, y, alpha=multiplier, out=y)  # one in-place pass
-            return torch.addcmul(bias, y, multiplier, out=y)
+            return _scale_and_shift_(y, multiplier, bias)
         y = ops.scale_outputs(y, factor)
         if input_scale is not None:
             y = y * input_scale
@@ -656,6 +654,31 @@ def _per_instance(
     template = input_scale if input_scale is not None else y.new_ones(
         (y.shape[0],) + (1,) * (y.dim() - 1))
     return (template.reshape(k_count, -1) * values.view(k_count, 1)).reshape(template.shape)
+
+
+def _scale_and_shift_(
+    y: torch.Tensor, multiplier: torch.Tensor | float, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """y ← y · multiplier + bias, in place and in one pass over y.
+
+    ``multiplier`` is a float or varies over leading dimensions of y only; ``bias`` broadcasts
+    over y's trailing dimensions. The pass runs on a (rows, columns) view of y with the bias
+    laid out as one row: on CPU a 4-d broadcast of a per-sample multiplier and a per-channel
+    bias takes three times as long as this row-wise form.
+    """
+    if bias is None:
+        return y.mul_(multiplier)
+    lead = y.dim() - bias.dim()
+    per_row = isinstance(multiplier, float) or all(n == 1 for n in multiplier.shape[lead:])
+    if not (per_row and y.is_contiguous()):
+        return torch.addcmul(bias, y, torch.as_tensor(multiplier), out=y)
+    rows = y.view(math.prod(y.shape[:lead]), -1)
+    bias_row = bias.expand(y.shape[lead:]).reshape(-1)
+    if isinstance(multiplier, float):
+        torch.add(bias_row, rows, alpha=multiplier, out=rows)
+    else:
+        torch.addcmul(bias_row, rows, multiplier.reshape(-1, 1), out=rows)
+    return y
 
 
 def _check_finite(tensor: torch.Tensor, what: str) -> None:

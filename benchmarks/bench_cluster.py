@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from analogsim.allocator import keep_freed_memory
 from analogsim.experiments.card_grid import CardAxis
 from analogsim.experiments.cluster import ClusterRunner, cluster_client
 from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    keep_freed_memory()  # as `analogsim run` does; the workers do it themselves
     model, data = trained_digits_mlp(seed=0, epochs=20)
     test = (data.x_test, data.y_test)
     points = int(np.prod([len(a.values) for a in PLAN.axes]))

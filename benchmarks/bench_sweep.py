@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 import analogsim as asim
+from analogsim.allocator import keep_freed_memory
 from analogsim.chip import Chip
 from analogsim.experiments.card_grid import CardAxis
 from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
@@ -169,7 +170,7 @@ def age_layer(layer: ProgrammedLayer, chip: Chip, t_s: float, read_noise_scale: 
         generator: the floor's random stream.
     """
     drift, read = chip.drift, chip.read_noise
-    g = layer.g_programmed * torch.pow((t_s + drift.t0_s) / drift.t0_s, -layer.exponents)
+    g = pcm.apply_power_law_drift(layer.g_programmed, layer.exponents, t_s, drift.t0_s)
     factor = pcm.read_noise_time_factor(t_s, read.t0_s, read.t_read_s)
     std = g.abs() * layer.q_s * (factor * read_noise_scale)
     g = g.add_(std.mul_(torch.randn(g.shape, generator=generator))).clamp_(min=0.0)
@@ -282,6 +283,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `analogsim run` does, for both sides
     chip = asim.load_chip(CARD)
     model, data = trained_digits_mlp(seed=SEED, epochs=args.epochs)
     test = (data.x_test, data.y_test)

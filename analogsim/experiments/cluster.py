@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from analogsim.allocator import keep_freed_memory
 from analogsim.errors import AnalogsimError
 from analogsim.experiments.sweep import PointResult, SweepJob
 
@@ -40,8 +41,10 @@ class ClusterError(AnalogsimError):
 
 
 def _evaluate_chunk(job: SweepJob, indices: list[tuple[int, ...]]) -> list[PointResult]:
-    """Run on a worker: one torch thread (the worker process is the unit of parallelism)."""
+    """Run on a worker: one torch thread (the worker process is the unit of parallelism), and
+    freed memory kept (the nanny starts workers with a 64 KiB malloc trim threshold)."""
     torch.set_num_threads(1)
+    keep_freed_memory()
     return [(index, *job.evaluate(index)) for index in indices]
 
 

@@ -65,7 +65,7 @@ def abs_max_scale(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     x = x.detach()
     # max(max x, −min x): two reductions, cheaper than writing |x| out for large inputs
     scale = torch.maximum(x.amax(dim=dims, keepdim=True), x.amin(dim=dims, keepdim=True).neg_())
-    return torch.where(scale > 0, scale, 1.0)
+    return scale.masked_fill_(scale == 0, 1.0)
 
 
 def per_read_output_variance(
