@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import analogsim as asim
+from analogsim.allocator import keep_freed_memory
 from analogsim.backends.aihwkit_backend import rpu_config
 from analogsim.train.reference import trained_digits_mlp
 
@@ -181,6 +182,7 @@ def main() -> None:
         instances, epochs = 4, 10
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `analogsim run` does, for every backend alike
     torch.manual_seed(0)
     chip = asim.load_chip("pcm")
     print(f"torch {torch.__version__}, aihwkit {aihwkit.__version__}, "

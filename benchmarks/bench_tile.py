@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import analogsim as asim
+from analogsim.allocator import keep_freed_memory
 from analogsim.physics.periphery import quantisation_step
 
 #: Every coding part at once (S3's full protection), for the coded-tile column.
@@ -85,6 +86,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--number", type=int, default=20)
     args = parser.parse_args()
+    # Freed memory kept, as `analogsim run` does: otherwise whether a fresh activation
+    # page-faults depends on what this process allocated before (a conv alone measured 7.9 ms
+    # here, and 2.6 ms after a large Linear had raised glibc's mmap threshold).
+    keep_freed_memory()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times in ms "
           "(best of repeats)")
