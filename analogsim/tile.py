@@ -177,6 +177,8 @@ class AnalogTile(nn.Module):
         self._additive_variance = device_model.additive_per_read_variance(chip)
         self._multiplicative_variance = chip.per_read_noise.multiplicative_std**2
         self._output_variance = chip.output_noise.std**2
+        self._noisy = (self._additive_variance > 0 or self._multiplicative_variance > 0
+                       or self._output_variance > 0)  # noise drawn at every forward
         # the DAC level of a full-scale input (1 on the converter's grid, or just below it)
         self._full_scale_input = float(periphery.quantise(torch.ones(()), dac.bits, dac.bound))
 
@@ -565,7 +567,7 @@ class AnalogTile(nn.Module):
         codes = self._dac_codes(x_j, input_scale)
         y = ops.mvm(codes, plan.matrices[j])
         owned = not y.requires_grad  # y is fresh: update it in place when autograd is off
-        noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1)
+        noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1) if self._noisy else None
         if noise_std is not None:
             noise = standard_normal(y.shape, generators, y.dtype).mul_(noise_std)
             y = y.add_(noise) if owned else y + noise
@@ -668,6 +670,10 @@ def _scale_and_shift_(
     """
     if bias is None:
         return y.mul_(multiplier)
+    if y.dim() == 2 and bias.dim() == 1:  # already rows: a Linear's (N, out)
+        if isinstance(multiplier, float):
+            return torch.add(bias, y, alpha=multiplier, out=y)
+        return torch.addcmul(bias, y, multiplier, out=y)
     lead = y.dim() - bias.dim()
     per_row = isinstance(multiplier, float) or all(n == 1 for n in multiplier.shape[lead:])
     if not (per_row and y.is_contiguous()):

@@ -62,7 +62,8 @@ def quantise(x: torch.Tensor, bits: int | None, bound: float) -> torch.Tensor:
 
 def abs_max_scale(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """max |x| over ``dims`` (kept), with all-zero vectors given scale 1 (aihwkit ABS_MAX)."""
-    x = x.detach()
+    if x.requires_grad:
+        x = x.detach()
     # max(max x, −min x): two reductions, cheaper than writing |x| out for large inputs
     scale = torch.maximum(x.amax(dim=dims, keepdim=True), x.amin(dim=dims, keepdim=True).neg_())
     return scale.masked_fill_(scale == 0, 1.0)
