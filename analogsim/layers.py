@@ -30,6 +30,8 @@ def _copy_parameters(source: nn.Module, target: nn.Module) -> nn.Module:
 class LinearOps:
     """MVM operations of a fully connected layer on inputs (N, ..., in)."""
 
+    batches_instances = True  # one bmm over K instances
+
     def input_chunk(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         if start == 0 and stop == x.shape[-1]:
             return x
@@ -67,6 +69,8 @@ class ConvOps:
     K instances: instance k's slice of the batch (K·B, C, ...) is convolved with its own
     weights.
     """
+
+    batches_instances = False  # the tile runs K instances in turn: activations stay in cache
 
     def __init__(self, layer: _AnalogConvNd) -> None:
         self.layer = layer

@@ -60,6 +60,10 @@ _STATE_BUFFERS = (
 class MvmOps(Protocol):
     """How a layer type multiplies inputs by a tile's matrix (implemented in layers.py)."""
 
+    #: whether one call on K instances beats K calls of one (a batched matmul does; K
+    #: convolutions in turn keep each instance's activations in cache)
+    batches_instances: bool
+
     def input_chunk(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """The inputs feeding rows [start·k, stop·k) (k = kernel elements), in channel units."""
 
@@ -87,6 +91,15 @@ class _ForwardPlan:
     q: list[torch.Tensor | None] = field(default_factory=list)  # per chunk, or None
     # per chunk: a float (one instance), (K,) (one per instance) or (K, out)
     output_factors: list[torch.Tensor | float] = field(default_factory=list)
+
+    def instance(self, k: int) -> _ForwardPlan:
+        """The plan of instance k alone (K = 1)."""
+
+        def alone(value: Any) -> Any:
+            return value if value is None or isinstance(value, float) else value[k:k + 1]
+
+        return _ForwardPlan(alone(self.exact), [alone(m) for m in self.matrices],
+                            [alone(q) for q in self.q], [alone(f) for f in self.output_factors])
 
 
 class AnalogTile(nn.Module):
@@ -491,6 +504,17 @@ class AnalogTile(nn.Module):
             generators = self._forward_generators[:1]
         if plan.exact is not None:
             return ops.mvm(x, plan.exact, bias)
+        k_count = plan.matrices[0].shape[0]
+        if k_count > 1 and not ops.batches_instances:  # instance k draws from generators[k]
+            return torch.cat([
+                self._plan_forward(x_k, plan.instance(k), ops, generators[k:k + 1], bias)
+                for k, x_k in enumerate(x.chunk(k_count))])
+        return self._plan_forward(x, plan, ops, generators, bias)
+
+    def _plan_forward(self, x: torch.Tensor, plan: _ForwardPlan, ops: MvmOps,
+                      generators: list[torch.Generator], bias: torch.Tensor | None
+                      ) -> torch.Tensor:
+        """The forward of ``plan``'s instances: every row chunk, summed after the ADCs."""
         last = len(self.row_chunks) - 1
         outputs = [
             self._chunk_forward(x, plan, ops, j, generators, bias if j == last else None)
