@@ -213,6 +213,15 @@ class AnalogTile(nn.Module):
     def is_programmed(self) -> bool:
         return self.instances > 0
 
+    def tile_of_row(self) -> torch.Tensor:
+        """Row chunk (physical tile, along the inputs) of each weight-matrix row; (rows,)."""
+        return self._chunk_of_row
+
+    def tile_of_output(self) -> torch.Tensor:
+        """Column group (physical tile, along the outputs) of each output; (out,)."""
+        sizes = torch.tensor([b - a for a, b in self.column_groups])
+        return torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+
     def weight_scales(self, weight: torch.Tensor) -> torch.Tensor:
         """max|W| per (row chunk, output), per tile or per column as the card says; (chunks, out).
 

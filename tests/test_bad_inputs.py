@@ -99,6 +99,15 @@ def pickled_code_as_weights(folder: Path) -> tuple[str, str]:
             r"model.checkpoint .*weights.pt: holds pickled objects other than tensors")
 
 
+def truncated_weights(folder: Path) -> tuple[str, str]:
+    spec = _weights(folder, models.create("mlp", in_features=64, hidden=(16,),
+                                          num_classes=10).state_dict())
+    path = folder / "weights.pt"
+    path.write_bytes(path.read_bytes()[:200])
+    return (BASE_SPEC.replace('[model]\n', "[model]\n" + spec),
+            r"model.checkpoint .*weights.pt: not a readable file \(.*\); expected a state_dict")
+
+
 def _mnist_spec(folder: Path) -> str:
     return (BASE_SPEC.replace('dataset = "digits"', f'dataset = "mnist"\nroot = "{folder}"')
             .replace("in_features = 64", "in_features = 784"))
@@ -143,7 +152,8 @@ def missing_data_folder(folder: Path) -> tuple[str, str]:
             r"nowhere: not a folder; expected the folder holding the idx files")
 
 
-SPEC_BUILDERS = [nan_weights, weights_of_another_model, pickled_code_as_weights, truncated_idx,
+SPEC_BUILDERS = [nan_weights, weights_of_another_model, pickled_code_as_weights,
+                 truncated_weights, truncated_idx,
                  idx_with_wrong_magic, cifar_batch_of_the_wrong_shape,
                  svhn_mat_without_its_keys, missing_data_folder]
 

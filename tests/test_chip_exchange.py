@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import analogsim as asim
 from analogsim.errors import DataError, ShapeError
@@ -103,6 +104,26 @@ def test_the_command_line_closes_the_loop(digits_mlp, tmp_path):
                                   asim.evaluate(direct, test, seed=3).accuracy)
     assert (tmp_path / "report" / "index.html").is_file()
     assert cli.main(["export-targets", str(tmp_path / "readback.h5"), "--quiet"]) == 2
+
+
+def test_a_model_file_that_is_not_one_is_refused_unread(tmp_path):
+    from analogsim.hardware.model_file import load_model_file
+
+    class Payload:  # pickled code: weights_only refuses it without running it
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    torch.save({"format": Payload()}, tmp_path / "code.pt")
+    with pytest.raises(DataError, match=r"code.pt: holds pickled objects other than tensors"):
+        load_model_file(tmp_path / "code.pt")
+    torch.save({"state": torch.zeros(100)}, tmp_path / "cut.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "cut.pt").read_bytes()[:100])
+    with pytest.raises(DataError, match=r"cut.pt: not a readable file \(.*\); expected a model "
+                                        r"file written by save_model_file"):
+        load_model_file(tmp_path / "cut.pt")
+    torch.save({"state": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match=r"other.pt: not an analogsim model file"):
+        load_model_file(tmp_path / "other.pt")
 
 
 def test_fit_device_writes_a_card_that_loads_and_its_report(tmp_path):

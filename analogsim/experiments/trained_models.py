@@ -7,7 +7,6 @@ stopped instead of starting over.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from analogsim.conversion import convert, to_digital
 from analogsim.errors import SpecError
 from analogsim.experiments.spec_fields import ModelSetup
 from analogsim.results import ResultsWriter
+from analogsim.tensor_files import load_tensor_file
 from analogsim.train import Method, Standard, TrainingConfig, fit
 from analogsim.train.trainer import TrainingHistory, create_history_run
 
@@ -29,16 +29,8 @@ def load_data(setup: ModelSetup) -> datasets.DataSplit:
 
 
 def _load_weights(model: nn.Module, path: str) -> None:
-    try:  # weights_only: a checkpoint is data; pickled code is refused unread
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:
-        raise SpecError(f"model.checkpoint {path}: holds pickled objects other than tensors "
-                        "(refused unread: checkpoints load with weights_only=True); expected a "
-                        "state_dict saved with torch.save") from None
-    except (RuntimeError, EOFError, ValueError) as error:
-        raise SpecError(f"model.checkpoint {path}: not a readable weights file "
-                        f"({str(error).splitlines()[0]}); expected a state_dict saved with "
-                        "torch.save") from None
+    state = load_tensor_file(path, f"model.checkpoint {path}",
+                             "a state_dict saved with torch.save", SpecError)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # an analogsim training checkpoint
     try:

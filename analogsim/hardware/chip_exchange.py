@@ -135,9 +135,8 @@ def export_targets(model: nn.Module, chip: Chip, path: str | Path, *,
                                 "roles": ["plus", "minus"] if pair == "differential"
                                 else ["single"], "coded": int(tile.coded)})
             group["g_target_uS"] = tile.g_target.double().numpy()
-            group["tile_of_row"] = tile._chunk_of_row.numpy()
-            group["tile_of_output"] = np.repeat(np.arange(len(tile.column_groups)),
-                                                [b - a for a, b in tile.column_groups])
+            group["tile_of_row"] = tile.tile_of_row().numpy()
+            group["tile_of_output"] = tile.tile_of_output().numpy()
             if tile.coded:
                 group["coding_sign"] = tile.coding_sign.to(torch.int8).numpy()
                 group["coding_large"] = tile.coding_large.numpy()

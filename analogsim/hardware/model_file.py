@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 from analogsim import models
 from analogsim.chip import Chip, chip_from_toml
 from analogsim.errors import DataError
+from analogsim.tensor_files import load_tensor_file
 
 MODEL_FORMAT = "analogsim-model"
 FORMAT_VERSION = 1
@@ -56,11 +56,8 @@ def load_model_file(path: str | Path) -> ModelFile:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"model file {str(path)!r} does not exist")
-    try:
-        content = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise DataError(f"{path}: not a readable model file ({str(error).splitlines()[0]})"
-                        ) from None
+    content = load_tensor_file(path, str(path), "a model file written by save_model_file",
+                               DataError)
     if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
         raise DataError(f"{path}: not an analogsim model file (expected a dict with format "
                         f"{MODEL_FORMAT!r}; write one with save_model_file)")
