@@ -36,5 +36,6 @@ def test_freed_memory_is_kept_instead_of_faulted_in_again() -> None:
     result = json.loads(subprocess.run([sys.executable, "-c", PROBE], check=True,
                                        capture_output=True, text=True).stdout)
     assert result["applied"]
-    assert result["faulting"] > 10 * result["pages"]  # every tensor faults its pages in
     assert result["kept"] < result["pages"]  # 20 tensors reuse one tensor's pages
+    # before, every tensor faulted its pages in again (fewer faults with huge pages, still many)
+    assert result["faulting"] > 10 * max(result["kept"], 1)
