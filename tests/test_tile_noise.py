@@ -514,6 +514,22 @@ def test_instance_k_of_k_equals_lone_instance(layer_name: str, k: int, count: in
     assert torch.equal(y_t[k * 5 : (k + 1) * 5], y_a)
 
 
+def test_instance_of_a_tiled_convolution_equals_lone_instance() -> None:
+    # Several row chunks and column groups, per-column scales and compensation: the
+    # convolution runs its K instances one at a time through per-instance slices of the plan.
+    chip = asim.load_chip(
+        "pcm", mapping_tile_rows=18, mapping_tile_cols=4, mapping_weight_scaling="column",
+        drift_compensation_method="per_column", per_read_noise_additive_std=0.01,
+        per_read_noise_multiplicative_std=0.02,
+    )
+    factory = lambda: nn.Conv2d(6, 10, 3, padding=1)  # noqa: E731
+    together, alone = programmed(factory, chip, 3, 3), programmed(factory, chip, 3, [1])
+    assert len(the_layer(alone).tile.row_chunks) == 3
+    x = torch.randn((4, 6, 8, 8), generator=make_generator(306))
+    with torch.no_grad():
+        assert torch.equal(together(x.repeat(3, 1, 1, 1))[4:8], alone(x))
+
+
 def test_same_seed_same_chip_different_seed_different_chip() -> None:
     factory, input_shape = INSTANCE_LAYERS["linear"]
     chip = asim.load_chip("pcm", per_read_noise_additive_std=0.01)
