@@ -135,7 +135,7 @@ class AnalogTile(nn.Module):
         self._plan: _ForwardPlan | None = None  # cached per programmed state
         self._read_noise_q: torch.Tensor | None = None  # cached per programmed state
         self._generators: dict[Purpose, list[torch.Generator]] = {}
-        self._forward_generators = self._seeded_generators(0, Purpose.FORWARD, [0])
+        self._seeded_generators(0, Purpose.FORWARD, [0])
         self._configure_tiling()
 
     # ------------------------------------------------------------------------ layout
@@ -157,8 +157,7 @@ class AnalogTile(nn.Module):
         self.column_groups = [(s, min(s + mapping.tile_cols, self.out_features)) for s in starts]
         self._configure_converters()
         self._check_coding()
-        sizes = torch.tensor([b - a for a, b in self.row_chunks])
-        self._chunk_of_row = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+        self._chunk_of_row = _range_index(self.row_chunks)
 
     @property
     def coded(self) -> bool:
@@ -219,8 +218,7 @@ class AnalogTile(nn.Module):
 
     def tile_of_output(self) -> torch.Tensor:
         """Column group (physical tile, along the outputs) of each output; (out,)."""
-        sizes = torch.tensor([b - a for a, b in self.column_groups])
-        return torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+        return _range_index(self.column_groups)
 
     def weight_scales(self, weight: torch.Tensor) -> torch.Tensor:
         """max|W| per (row chunk, output), per tile or per column as the card says; (chunks, out).
@@ -412,7 +410,7 @@ class AnalogTile(nn.Module):
     def reseed_forward_noise(self, seed: int) -> None:
         """Restart the per-read and output noise streams, one per instance, from ``seed``."""
         ids = self.instance_ids.tolist() or [0]
-        self._forward_generators = self._seeded_generators(seed, Purpose.FORWARD, ids)
+        self._seeded_generators(seed, Purpose.FORWARD, ids)
 
     def _seeded_generators(self, seed: int, purpose: Purpose, instance_ids: list[int],
                            *key: int) -> list[torch.Generator]:
@@ -499,7 +497,7 @@ class AnalogTile(nn.Module):
                 q = self.q_effective if self.q_effective.numel() else None
                 self._plan = self._forward_plan(self.w_effective, q, factor)
             plan = self._plan
-            generators = self._forward_generators
+            generators = self._generators[Purpose.FORWARD]
         else:
             if self._is_exact():
                 return ops.mvm(x, weight.unsqueeze(0), bias)
@@ -510,7 +508,7 @@ class AnalogTile(nn.Module):
                 g = device_model.target_conductances(self.chip, w_n[0].detach())
                 q = device_model.conductance_square_weights(self.chip, g.unsqueeze(0))
             plan = self._forward_plan(w_n, q, scale.unsqueeze(0))
-            generators = self._forward_generators[:1]
+            generators = self._generators[Purpose.FORWARD][:1]
         if plan.exact is not None:
             return ops.mvm(x, plan.exact, bias)
         k_count = plan.matrices[0].shape[0]
@@ -600,7 +598,7 @@ class AnalogTile(nn.Module):
         codes = self._dac_codes(x_j, input_scale)
         y = ops.mvm(codes, plan.matrices[j])
         owned = not y.requires_grad  # y is fresh: update it in place when autograd is off
-        noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1) if self._noisy else None
+        noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1)
         if noise_std is not None:
             noise = standard_normal(y.shape, generators, y.dtype).mul_(noise_std)
             y = y.add_(noise) if owned else y + noise
@@ -630,6 +628,8 @@ class AnalogTile(nn.Module):
         self, codes: torch.Tensor, q: torch.Tensor | None, ops: MvmOps, c0: int, c1: int
     ) -> torch.Tensor | float | None:
         """Std of output plus per-read noise, in ADC codes; None when there is none."""
+        if not self._noisy:
+            return None
         step_sq = self._input_step**2
         additive = self._additive_variance
         variance = periphery.per_read_output_variance(
@@ -677,6 +677,12 @@ class AnalogTile(nn.Module):
             f"chip={self.chip.name!r}, rows={self.rows}, out={self.out_features}, "
             f"tiles={self.tile_count}, {state}"
         )
+
+
+def _range_index(ranges: list[tuple[int, int]]) -> torch.Tensor:
+    """Index i of the range [a_i, b_i) each position falls in, for consecutive ranges."""
+    sizes = torch.tensor([b - a for a, b in ranges])
+    return torch.repeat_interleave(torch.arange(len(sizes)), sizes)
 
 
 def _per_instance(
