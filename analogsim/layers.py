@@ -17,6 +17,10 @@ from torch import nn
 from analogsim.chip import Chip
 from analogsim.tile import AnalogTile
 
+#: oneDNN's convolution with a fused clamp (an inference kernel of torch's mkldnn backend)
+_FUSED_CONV_CLAMP = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_convolution_pointwise")
+
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> nn.Module:
     """Copy weight and bias from ``source`` into ``target``, on ``source``'s device."""
@@ -41,17 +45,23 @@ class LinearOps:
         return (-1,)
 
     def mvm(
-        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        clip: float | None = None,
     ) -> torch.Tensor:
         k_count = w.shape[0]
         if k_count == 1:
-            return F.linear(x, w[0], bias)
-        x_by_instance = x.reshape(k_count, -1, x.shape[-1])  # (K, B·..., in)
-        if bias is None:
-            y = torch.bmm(x_by_instance, w.transpose(1, 2))  # (K, B·..., out)
+            y = F.linear(x, w[0], bias)
         else:
-            y = torch.baddbmm(bias, x_by_instance, w.transpose(1, 2))
-        return y.reshape(*x.shape[:-1], w.shape[1])
+            x_by_instance = x.reshape(k_count, -1, x.shape[-1])  # (K, B·..., in)
+            if bias is None:
+                y = torch.bmm(x_by_instance, w.transpose(1, 2))  # (K, B·..., out)
+            else:
+                y = torch.baddbmm(bias, x_by_instance, w.transpose(1, 2))
+            y = y.reshape(*x.shape[:-1], w.shape[1])
+        return y if clip is None else y.clamp_(-clip, clip)
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         return x_squared.sum(dim=-1, keepdim=True)
@@ -75,12 +85,28 @@ class ConvOps:
     def __init__(self, layer: _AnalogConvNd) -> None:
         self.layer = layer
         self.conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[layer.spatial_dims]
+        padding = layer.conv_padding  # a tuple, 0 (explicit padding modes) or "same"/"valid"
+        self._fused_padding = (
+            None if not _FUSED_CONV_CLAMP or isinstance(padding, str)
+            else [padding] * layer.spatial_dims if isinstance(padding, int) else list(padding))
 
     def _convolve(
-        self, x: torch.Tensor, w: torch.Tensor, groups: int, bias: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        groups: int,
+        bias: torch.Tensor | None = None,
+        clip: float | None = None,
     ) -> torch.Tensor:
         layer = self.layer
-        return self.conv(x, w, bias, layer.stride, layer.conv_padding, layer.dilation, groups)
+        if clip is not None and self._fused_padding is not None and x.dtype == torch.float32 \
+                and x.device.type == "cpu":
+            # oneDNN clamps in the convolution's epilogue: one pass less over the output
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, w, bias, self._fused_padding, list(layer.stride), list(layer.dilation),
+                groups, "hardtanh", [-clip, clip], None)
+        y = self.conv(x, w, bias, layer.stride, layer.conv_padding, layer.dilation, groups)
+        return y if clip is None else y.clamp_(-clip, clip)
 
     def input_chunk(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         layer = self.layer
@@ -96,17 +122,21 @@ class ConvOps:
         return tuple(range(1, x.dim()))
 
     def mvm(
-        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        clip: float | None = None,
     ) -> torch.Tensor:
         layer = self.layer
         k_count, out, rows = w.shape
         kernels = w.reshape(k_count, out, rows // layer.kernel_elements, *layer.kernel_size)
         flat_bias = None if bias is None else bias.reshape(-1)
         if k_count == 1:
-            return self._convolve(x, kernels[0], layer.groups, flat_bias)
+            return self._convolve(x, kernels[0], layer.groups, flat_bias, clip)
         # One convolution per instance beats one K-fold grouped convolution on CPU.
         inputs = x.reshape(k_count, -1, *x.shape[1:])
-        return torch.cat([self._convolve(inputs[k], kernels[k], layer.groups, flat_bias)
+        return torch.cat([self._convolve(inputs[k], kernels[k], layer.groups, flat_bias, clip)
                           for k in range(k_count)])
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ from analogsim import coding, device_model
 from analogsim.chip import Chip, Coding, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
-from analogsim.physics.sampling import standard_normal
+from analogsim.physics.sampling import normal, standard_normal
 from analogsim.seeding import Purpose, derive_seed, time_key
 
 # Buffers that hold the programmed state; their shapes depend on K, so loading a state_dict
@@ -71,9 +71,17 @@ class MvmOps(Protocol):
         """Dimensions spanned by one DAC input vector."""
 
     def mvm(
-        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        clip: float | None = None,
     ) -> torch.Tensor:
-        """y = W x (+ bias) for instance-folded x (K·B, ...) and w (K, out, rows)."""
+        """y = W x (+ bias) for instance-folded x (K·B, ...) and w (K, out, rows).
+
+        With ``clip`` (only passed when no gradient is needed), y is clamped to ±clip, in the
+        MVM's own kernel where the backend has one.
+        """
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Σ_j x_j² of each input vector, broadcastable to the output."""
@@ -493,9 +501,12 @@ class AnalogTile(nn.Module):
                     f"not a multiple of {k_count} (analogsim.evaluate does the folding)"
                 )
             if self._plan is None:
-                factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
-                q = self.q_effective if self.q_effective.numel() else None
-                self._plan = self._forward_plan(self.w_effective, q, factor)
+                # normal tensors even when built under inference_mode: a later forward with
+                # autograd on uses the same plan
+                with torch.inference_mode(False), torch.no_grad():
+                    factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
+                    q = self.q_effective if self.q_effective.numel() else None
+                    self._plan = self._forward_plan(self.w_effective, q, factor)
             plan = self._plan
             generators = self._generators[Purpose.FORWARD]
         else:
@@ -596,13 +607,23 @@ class AnalogTile(nn.Module):
         if chip.dac.input_scaling == "abs_max":
             input_scale = periphery.abs_max_scale(x_j, ops.vector_dims(x_j))
         codes = self._dac_codes(x_j, input_scale)
-        y = ops.mvm(codes, plan.matrices[j])
-        owned = not y.requires_grad  # y is fresh: update it in place when autograd is off
         noise_std = self._noise_std(codes, plan.q[j], ops, c0, c1)
+        matrix = plan.matrices[j]
+        # y will be fresh: update it in place when autograd is off
+        owned = not (torch.is_grad_enabled() and (codes.requires_grad or matrix.requires_grad))
+        # With no noise between the MVM and the ADC, the ADC's clipping comes first: clamping
+        # to the integer ±limit before rounding equals clamping after it.
+        clip = self._adc_limit if noise_std is None and owned else None
+        y = ops.mvm(codes, matrix, clip=clip)
         if noise_std is not None:
-            noise = standard_normal(y.shape, generators, y.dtype).mul_(noise_std)
+            if isinstance(noise_std, float):  # the std applied in the draw: one pass fewer
+                noise = normal(y.shape, noise_std, generators, y.dtype)
+            else:
+                noise = standard_normal(y.shape, generators, y.dtype).mul_(noise_std)
             y = y.add_(noise) if owned else y + noise
-        if chip.adc.bits is not None:
+        if clip is not None:
+            y = y.round_()
+        elif chip.adc.bits is not None:
             y = periphery.round_and_clip(y, self._adc_limit, in_place=owned)
         factor = plan.output_factors[j]
         if isinstance(factor, float) or factor.dim() == 1:  # per instance: fold it with max|x|

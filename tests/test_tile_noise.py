@@ -545,3 +545,41 @@ def test_same_seed_same_chip_different_seed_different_chip() -> None:
     assert not torch.equal(y_first, y_other)
     # Instances of one chip differ from each other too.
     assert not torch.equal(tiles[0].g_programmed[0], tiles[0].g_programmed[1])
+
+
+FUSED_CLAMP_CONVS = {
+    "conv1d": (lambda: nn.Conv1d(4, 6, 3, padding=1), (4, 16)),
+    "conv2d strided dilated": (lambda: nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2),
+                               (4, 12, 12)),
+    "conv2d grouped": (lambda: nn.Conv2d(4, 6, 3, groups=2, bias=False), (4, 9, 9)),
+    "conv2d same": (lambda: nn.Conv2d(4, 6, 3, padding="same"), (4, 9, 9)),
+    "conv2d reflect": (lambda: nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"),
+                       (4, 9, 9)),
+    "conv3d": (lambda: nn.Conv3d(3, 4, 3, padding=1), (3, 5, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED_CLAMP_CONVS), ids=list(FUSED_CLAMP_CONVS))
+def test_adc_clipping_in_the_convolution_kernel_equals_clipping_after_rounding(
+    name: str,
+) -> None:
+    # Without forward noise, inference clamps to the ADC's integer ±limit inside the
+    # convolution (oneDNN where it takes the geometry) and rounds after; with autograd on,
+    # the tile rounds, then clips. The two must agree, and the bound must be reached.
+    factory, input_shape = FUSED_CLAMP_CONVS[name]
+    chip = quiet_chip(dac_bits=7, dac_input_scaling="abs_max", adc_bits=5, adc_bound=0.5)
+    model = seeded(factory(), 5)
+    analog = asim.convert(model, chip)
+    asim.program(analog.eval(), seed=0)
+    x = torch.randn((3, *input_shape), generator=make_generator(307))
+    with torch.inference_mode():
+        fused = analog(x)
+    with torch.enable_grad():
+        unfused = analog(x.clone().requires_grad_()).detach()
+    torch.testing.assert_close(fused, unfused, rtol=0, atol=0)
+    tile = the_layer(analog).tile
+    spatial = [1] * (x.dim() - 2)
+    bias = 0 if model.bias is None else model.bias.detach().reshape(-1, *spatial)
+    max_x = x.abs().amax(dim=tuple(range(1, x.dim()))).reshape(-1, 1, *spatial)
+    full_scale = chip.adc.bound * tile.weight_scale.amax() * max_x  # the ADC bound, in outputs
+    assert bool(((fused - bias).abs() >= full_scale * (1 - 1e-5)).any()), "nothing clipped"

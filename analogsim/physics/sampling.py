@@ -15,14 +15,14 @@ import torch
 Generators = torch.Generator | Sequence[torch.Generator]
 
 
-def _fill(tensor: torch.Tensor, generators: Generators, fill: str) -> torch.Tensor:
+def _fill(tensor: torch.Tensor, generators: Generators, fill: str, *args: float) -> torch.Tensor:
     if isinstance(generators, torch.Generator):
-        return getattr(tensor, fill)(generator=generators)
+        return getattr(tensor, fill)(*args, generator=generators)
     if tensor.shape[0] % len(generators):
         raise ValueError(f"a leading dimension of {tensor.shape[0]} cannot be split into "
                          f"{len(generators)} instance blocks")
     for block, generator in zip(tensor.chunk(len(generators)), generators, strict=True):
-        getattr(block, fill)(generator=generator)
+        getattr(block, fill)(*args, generator=generator)
     return tensor
 
 
@@ -30,6 +30,16 @@ def standard_normal(shape: Sequence[int], generators: Generators,
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """N(0, 1) of ``shape``, block k of the leading dimension from ``generators[k]``."""
     return _fill(torch.empty(tuple(shape), dtype=dtype), generators, "normal_")
+
+
+def normal(shape: Sequence[int], std: float, generators: Generators,
+           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """N(0, std²) of ``shape``, block k of the leading dimension from ``generators[k]``.
+
+    The std is applied inside the draw, saving a pass over the result; for blocks of 16 or
+    more numbers the values equal ``standard_normal(...) * std`` bit for bit.
+    """
+    return _fill(torch.empty(tuple(shape), dtype=dtype), generators, "normal_", 0.0, std)
 
 
 def uniform(shape: Sequence[int], generators: Generators,
