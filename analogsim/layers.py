@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analogsim import integer_mvm
 from analogsim.chip import Chip
 from analogsim.tile import AnalogTile
 
@@ -50,9 +51,13 @@ class LinearOps:
         w: torch.Tensor,
         bias: torch.Tensor | None = None,
         clip: float | None = None,
+        integer_codes: bool = False,
     ) -> torch.Tensor:
-        k_count = w.shape[0]
-        if k_count == 1:
+        k_count, out, rows = w.shape
+        if integer_codes and bias is None and integer_mvm.ENABLED and integer_mvm.worth_it(
+                x.numel() // (k_count * rows), rows, out):
+            y = integer_mvm.matmul(x, w)
+        elif k_count == 1:
             y = F.linear(x, w[0], bias)
         else:
             x_by_instance = x.reshape(k_count, -1, x.shape[-1])  # (K, B·..., in)
@@ -60,7 +65,7 @@ class LinearOps:
                 y = torch.bmm(x_by_instance, w.transpose(1, 2))  # (K, B·..., out)
             else:
                 y = torch.baddbmm(bias, x_by_instance, w.transpose(1, 2))
-            y = y.reshape(*x.shape[:-1], w.shape[1])
+            y = y.reshape(*x.shape[:-1], out)
         return y if clip is None else y.clamp_(-clip, clip)
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -127,6 +132,7 @@ class ConvOps:
         w: torch.Tensor,
         bias: torch.Tensor | None = None,
         clip: float | None = None,
+        integer_codes: bool = False,  # convolutions multiply in float32 only
     ) -> torch.Tensor:
         layer = self.layer
         k_count, out, rows = w.shape

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from analogsim import coding, device_model
+from analogsim import coding, device_model, integer_mvm
 from analogsim.chip import Chip, Coding, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
@@ -76,11 +76,14 @@ class MvmOps(Protocol):
         w: torch.Tensor,
         bias: torch.Tensor | None = None,
         clip: float | None = None,
+        integer_codes: bool = False,
     ) -> torch.Tensor:
         """y = W x (+ bias) for instance-folded x (K·B, ...) and w (K, out, rows).
 
-        With ``clip`` (only passed when no gradient is needed), y is clamped to ±clip, in the
-        MVM's own kernel where the backend has one.
+        Only passed when no gradient is needed: with ``clip``, y is clamped to ±clip, in the
+        MVM's own kernel where the backend has one; ``integer_codes`` says x holds integers in
+        [−127, 127] and w is reused across calls, so exact integer products may be used
+        (:mod:`analogsim.integer_mvm`).
         """
 
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -99,6 +102,7 @@ class _ForwardPlan:
     q: list[torch.Tensor | None] = field(default_factory=list)  # per chunk, or None
     # per chunk: a float (one instance), (K,) (one per instance) or (K, out)
     output_factors: list[torch.Tensor | float] = field(default_factory=list)
+    reused: bool = False  # kept across forwards (a programmed state), not built per call
 
     def instance(self, k: int) -> _ForwardPlan:
         """The plan of instance k alone (K = 1)."""
@@ -107,7 +111,8 @@ class _ForwardPlan:
             return value if value is None or isinstance(value, float) else value[k:k + 1]
 
         return _ForwardPlan(alone(self.exact), [alone(m) for m in self.matrices],
-                            [alone(q) for q in self.q], [alone(f) for f in self.output_factors])
+                            [alone(q) for q in self.q], [alone(f) for f in self.output_factors],
+                            reused=False)
 
 
 class AnalogTile(nn.Module):
@@ -507,6 +512,7 @@ class AnalogTile(nn.Module):
                     factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
                     q = self.q_effective if self.q_effective.numel() else None
                     self._plan = self._forward_plan(self.w_effective, q, factor)
+                    self._plan.reused = True
             plan = self._plan
             generators = self._generators[Purpose.FORWARD]
         else:
@@ -614,7 +620,9 @@ class AnalogTile(nn.Module):
         # With no noise between the MVM and the ADC, the ADC's clipping comes first: clamping
         # to the integer ±limit before rounding equals clamping after it.
         clip = self._adc_limit if noise_std is None and owned else None
-        y = ops.mvm(codes, matrix, clip=clip)
+        integer_codes = owned and plan.reused and self._dac_limit is not None \
+            and self._dac_limit <= integer_mvm.MAX_CODE
+        y = ops.mvm(codes, matrix, clip=clip, integer_codes=integer_codes)
         if noise_std is not None:
             if isinstance(noise_std, float):  # the std applied in the draw: one pass fewer
                 noise = normal(y.shape, noise_std, generators, y.dtype)

@@ -1,0 +1,121 @@
+"""Exact products of DAC codes with a tile matrix on the CPU's int8 matrix units.
+
+Behind a DAC of at most 8 bits, a tile's inputs are integer codes in [−127, 127]. Their
+product with a float matrix W (out, rows) can then run in integer arithmetic: each row i of W
+is written as three signed int8 digit planes,
+
+    W_ij ≈ s_i (P0_ij + P1_ij / 128 + P2_ij / 128²),   s_i = max_j |W_ij| / 127,
+
+with |P0| ≤ 127 and |P1|, |P2| ≤ 64. Each plane's product with the codes is an exact int32
+matrix product (``torch._int_mm``, which Intel AMX runs at several times the float32 rate), and
+the three are combined in float32. The planes hold W_ij to within s_i / 2·128² ≈ 2.4e-7 ·
+max_j |W_ij|, and the result differs from a float32 matmul by no more than that error summed
+over the row plus float32 rounding of the combination (tested against float64).
+
+It pays only where the matrix product dominates the per-output work of the combination: on a
+2-core Sapphire Rapids it takes 0.5–0.9× the float32 time with at least 512 rows and 2^16
+outputs per instance, and up to 2.5× with 256 rows or few outputs
+(``benchmarks/bench_integer_mvm.py`` prints the grid). :func:`worth_it` holds that rule.
+
+``ENABLED`` switches the path on or off for every tile; it starts on where the CPU has AMX
+tiles. Results then differ from float32 products in the last bits, so ADC codes near a
+rounding edge can differ between machines with and without AMX.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+#: Largest |DAC code| the int8 products take (a DAC of at most 8 bits).
+MAX_CODE = 127
+#: Digit base of the planes after the first: residuals are scaled by it, so |P1|, |P2| ≤ 64.
+BASE = 128
+#: Smallest rows (per row chunk) and outputs (batch × out per instance) where it pays.
+MIN_ROWS = 512
+MIN_OUTPUTS = 2**16
+
+
+def _amx_available() -> bool:
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(has_amx is not None and has_amx() and hasattr(torch, "_int_mm"))
+
+
+#: Whether tiles use integer products (where :func:`worth_it`); set False for float32 only.
+ENABLED: bool = _amx_available()
+
+
+@dataclass(frozen=True)
+class DigitPlanes:
+    """A float matrix (out, rows) as three int8 digit planes and their per-output scales.
+
+    Attributes:
+        planes: P0, P1, P2, each (rows, out), laid out column-major for ``torch._int_mm``.
+        scales: s, s/128, s/128², each (out,).
+    """
+
+    planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    scales: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+    @property
+    def out_features(self) -> int:
+        return self.planes[0].shape[1]
+
+
+def digit_planes(w: torch.Tensor) -> DigitPlanes:
+    """The digit planes of a finite float matrix ``w`` (out, rows).
+
+    Each residual ``u − round(u)`` is exact in float32 and scaling it by 128 is exact, so the
+    only representation error is the rounding of the last plane (at most half a unit of it).
+    """
+    top = w.abs().amax(dim=1)
+    scale = torch.where(top > 0, top / MAX_CODE, torch.ones_like(top))
+    u = w / scale.unsqueeze(1)
+    planes = []
+    for _ in range(3):
+        digits = torch.round(u)
+        planes.append(digits.to(torch.int8).t())  # (rows, out) view of an (out, rows) block
+        u = (u - digits) * BASE
+    return DigitPlanes(tuple(planes), (scale, scale / BASE, scale / BASE**2))
+
+
+def product(codes: torch.Tensor, weights: DigitPlanes, out: torch.Tensor) -> torch.Tensor:
+    """codes @ W.T into ``out`` (float32): ``codes`` (N, rows) int8, ``out`` (N, out)."""
+    high, middle, low = (torch._int_mm(codes, plane) for plane in weights.planes)
+    out.copy_(high).mul_(weights.scales[0])
+    out.addcmul_(middle.float(), weights.scales[1])
+    return out.addcmul_(low.float(), weights.scales[2])
+
+
+def worth_it(batch: int, rows: int, out_features: int) -> bool:
+    """Whether integer products beat float32 for ``batch`` input vectors of one instance."""
+    return rows >= MIN_ROWS and batch * out_features >= MIN_OUTPUTS
+
+
+# Digit planes of each tile matrix in use, by id of the matrix; dropped with the matrix.
+_PLANES: dict[int, list[DigitPlanes]] = {}
+
+
+def matmul(codes: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """codes_k @ w[k].T for every instance k, in float32.
+
+    Args:
+        codes: integer DAC codes in [−127, 127] (float), instance-folded (K·B, ..., rows).
+        w: (K, out, rows) matrices; their digit planes are computed on first use and kept
+            while ``w`` lives, so pass a matrix that is reused (a tile's forward plan).
+
+    Returns:
+        (K·B, ..., out).
+    """
+    planes = _PLANES.get(id(w))
+    if planes is None:
+        planes = _PLANES[id(w)] = [digit_planes(matrix) for matrix in w]
+        weakref.finalize(w, _PLANES.pop, id(w), None)
+    k_count, out, rows = w.shape
+    by_instance = codes.to(torch.int8).reshape(k_count, -1, rows)
+    y = torch.empty(k_count, by_instance.shape[1], out, dtype=torch.float32)
+    for k in range(k_count):
+        product(by_instance[k], planes[k], y[k])
+    return y.reshape(*codes.shape[:-1], out)

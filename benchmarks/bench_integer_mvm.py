@@ -1,0 +1,60 @@
+"""Where exact integer products of DAC codes beat float32 (the rule in analogsim.integer_mvm).
+
+For each shape (rows × outputs, batch of input vectors), one instance: the time of
+``integer_mvm.matmul`` (int8 conversion of the codes, three int8 products, float32
+combination; digit planes computed once beforehand, as a tile's forward plan keeps them)
+against ``F.linear`` on the same float codes, side by side in this process. The last column is
+what ``integer_mvm.worth_it`` decides; it should say "integer" only where the ratio is below 1.
+
+Run: ``python benchmarks/bench_integer_mvm.py`` (``--quick`` for a few shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import timeit
+
+import torch
+import torch.nn.functional as F
+
+from analogsim import integer_mvm
+from analogsim.allocator import keep_freed_memory
+
+
+def best_time(fn, repeats: int, number: int) -> float:
+    """Best of ``repeats`` mean times of ``number`` calls, in seconds."""
+    fn()
+    return min(timeit.repeat(fn, repeat=repeats, number=number)) / number
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="three shapes only")
+    args = parser.parse_args()
+    keep_freed_memory()
+    generator = torch.Generator().manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, AMX "
+          f"{'yes' if integer_mvm.ENABLED else 'no (integer products off by default)'}; "
+          "times in µs (best of repeats)")
+    print(f"{'rows':>5} {'out':>5} {'batch':>6} {'float32':>9} {'integer':>9} {'ratio':>6}  "
+          "worth_it")
+    shapes = ([(512, 512, 256), (256, 256, 256), (512, 512, 64)] if args.quick else
+              itertools.product((256, 512, 1024), (128, 256, 512, 1024), (64, 256, 1024)))
+    with torch.inference_mode():
+        for rows, out, batch in shapes:
+            w = torch.randn(1, out, rows, generator=generator)
+            codes = torch.randint(-63, 64, (batch, rows), generator=generator).float()
+            integer_mvm.matmul(codes, w)  # digit planes, once
+            number = max(1, int(2e7 / (rows * out * batch)))
+            t_float = best_time(lambda x=codes, m=w[0]: F.linear(x, m), args.repeats, number)
+            t_integer = best_time(lambda x=codes, m=w: integer_mvm.matmul(x, m), args.repeats,
+                                  number)
+            choice = "integer" if integer_mvm.worth_it(batch, rows, out) else "float32"
+            print(f"{rows:5d} {out:5d} {batch:6d} {1e6 * t_float:9.1f} {1e6 * t_integer:9.1f} "
+                  f"{t_integer / t_float:6.2f}  {choice}")
+
+
+if __name__ == "__main__":
+    main()
