@@ -11,6 +11,7 @@ The verbs a user learns::
     model2 = asim.to_digital(amodel)
 """
 
+from analogsim import integer_mvm as integer_mvm
 from analogsim.allocator import keep_freed_memory as keep_freed_memory
 from analogsim.chip import Chip as Chip
 from analogsim.chip import list_chips as list_chips
