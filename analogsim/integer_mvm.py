@@ -94,6 +94,13 @@ def worth_it(batch: int, rows: int, out_features: int) -> bool:
     return rows >= MIN_ROWS and batch * out_features >= MIN_OUTPUTS
 
 
+def applies(codes: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether :func:`matmul` should multiply these float32 CPU codes by w (K, out, rows)."""
+    k_count, out, rows = w.shape
+    return (ENABLED and codes.dtype == torch.float32 and codes.device.type == "cpu"
+            and worth_it(codes.numel() // (k_count * rows), rows, out))
+
+
 # Digit planes of each tile matrix in use, by id of the matrix; dropped with the matrix.
 _PLANES: dict[int, list[DigitPlanes]] = {}
 

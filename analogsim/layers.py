@@ -53,9 +53,8 @@ class LinearOps:
         clip: float | None = None,
         integer_codes: bool = False,
     ) -> torch.Tensor:
-        k_count, out, rows = w.shape
-        if integer_codes and bias is None and integer_mvm.ENABLED and integer_mvm.worth_it(
-                x.numel() // (k_count * rows), rows, out):
+        k_count, out = w.shape[:2]
+        if integer_codes and bias is None and integer_mvm.applies(x, w):
             y = integer_mvm.matmul(x, w)
         elif k_count == 1:
             y = F.linear(x, w[0], bias)

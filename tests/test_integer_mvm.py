@@ -102,3 +102,8 @@ def test_small_layers_and_training_keep_float32_products(monkeypatch: pytest.Mon
     big.train()(torch.randn(256, 512))  # live weights: float32
     assert calls == []
     assert integer_mvm.worth_it(128, 512, 512) and not integer_mvm.worth_it(127, 512, 512)
+    w = torch.zeros(2, 512, 512)
+    assert integer_mvm.applies(torch.zeros(2 * 128, 512), w)
+    assert not integer_mvm.applies(torch.zeros(2 * 128, 512, dtype=torch.float64), w)
+    monkeypatch.setattr(integer_mvm, "ENABLED", False)
+    assert not integer_mvm.applies(torch.zeros(2 * 128, 512), w)
