@@ -39,8 +39,16 @@ MIN_OUTPUTS = 2**16
 
 
 def _amx_available() -> bool:
+    """Whether the CPU has AMX tiles and torch's int8 product works (checked on a tiny one)."""
     has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(has_amx is not None and has_amx() and hasattr(torch, "_int_mm"))
+    if has_amx is None or not has_amx() or not hasattr(torch, "_int_mm"):
+        return False
+    a = torch.arange(-64, 64, dtype=torch.int8).reshape(16, 8)
+    try:
+        product = torch._int_mm(a, a[:8])
+    except RuntimeError:
+        return False
+    return torch.equal(product.long(), a.long() @ a[:8].long())
 
 
 #: Whether tiles use integer products (where :func:`worth_it`); set False for float32 only.

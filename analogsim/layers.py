@@ -8,6 +8,7 @@ here only say how their layer type multiplies a batch by a tile matrix (:class:`
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -18,9 +19,29 @@ from analogsim import integer_mvm
 from analogsim.chip import Chip
 from analogsim.tile import AnalogTile
 
-#: oneDNN's convolution with a fused clamp (an inference kernel of torch's mkldnn backend)
-_FUSED_CONV_CLAMP = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_convolution_pointwise")
+
+def _fused_conv_clamp(x: torch.Tensor, w: torch.Tensor, padding: list[int], stride: list[int],
+                      dilation: list[int], groups: int, clip: float) -> torch.Tensor:
+    """conv(x, w) clamped to ±clip in the convolution's epilogue (oneDNN, inference only)."""
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, w, None, padding, stride, dilation, groups, "hardtanh", [-clip, clip], None)
+
+
+@functools.cache
+def _has_fused_conv_clamp() -> bool:
+    """Whether this torch has the kernel and it computes clamp(conv): checked once, on a tiny
+    convolution, as the kernel belongs to torch's private mkldnn backend."""
+    if not (torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")):
+        return False
+    x = torch.arange(50.0).reshape(1, 2, 5, 5) - 25.0
+    w = torch.ones(3, 2, 3, 3)
+    try:
+        with torch.no_grad():
+            fused = _fused_conv_clamp(x, w, [1, 1], [1, 1], [1, 1], 1, 30.0)
+    except (RuntimeError, TypeError):
+        return False
+    return torch.equal(fused, F.conv2d(x, w, padding=1).clamp(-30.0, 30.0))
 
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> nn.Module:
@@ -91,7 +112,7 @@ class ConvOps:
         self.conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[layer.spatial_dims]
         padding = layer.conv_padding  # a tuple, 0 (explicit padding modes) or "same"/"valid"
         self._fused_padding = (
-            None if not _FUSED_CONV_CLAMP or isinstance(padding, str)
+            None if isinstance(padding, str) or not _has_fused_conv_clamp()
             else [padding] * layer.spatial_dims if isinstance(padding, int) else list(padding))
 
     def _convolve(
@@ -103,12 +124,11 @@ class ConvOps:
         clip: float | None = None,
     ) -> torch.Tensor:
         layer = self.layer
-        if clip is not None and self._fused_padding is not None and x.dtype == torch.float32 \
-                and x.device.type == "cpu":
-            # oneDNN clamps in the convolution's epilogue: one pass less over the output
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, w, bias, self._fused_padding, list(layer.stride), list(layer.dilation),
-                groups, "hardtanh", [-clip, clip], None)
+        fused = (clip is not None and bias is None and self._fused_padding is not None
+                 and x.dtype == torch.float32 and x.device.type == "cpu")
+        if fused:  # one pass less over the output
+            return _fused_conv_clamp(x, w, self._fused_padding, list(layer.stride),
+                                     list(layer.dilation), groups, clip)
         y = self.conv(x, w, bias, layer.stride, layer.conv_padding, layer.dilation, groups)
         return y if clip is None else y.clamp_(-clip, clip)
 
