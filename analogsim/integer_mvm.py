@@ -8,9 +8,10 @@ is written as three signed int8 digit planes,
 
 with |P0| ≤ 127 and |P1|, |P2| ≤ 64. Each plane's product with the codes is an exact int32
 matrix product (``torch._int_mm``, which Intel AMX runs at several times the float32 rate), and
-the three are combined in float32. The planes hold W_ij to within s_i / 2·128² ≈ 2.4e-7 ·
+the three are combined in float32. The planes hold W_ij to within s_i / (2·128²) ≈ 2.4e-7 ·
 max_j |W_ij|, and the result differs from a float32 matmul by no more than that error summed
-over the row plus float32 rounding of the combination (tested against float64).
+over the row plus float32 rounding of the combination (tested against float64). They take 3
+bytes per weight and instance, kept while the tile's programmed state is unchanged.
 
 It pays only where the matrix product dominates the per-output work of the combination: on a
 2-core Sapphire Rapids it takes 0.5–0.9× the float32 time with at least 512 rows and 2^16
