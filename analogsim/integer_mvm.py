@@ -68,10 +68,6 @@ class DigitPlanes:
     planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     scales: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-    @property
-    def out_features(self) -> int:
-        return self.planes[0].shape[1]
-
 
 def digit_planes(w: torch.Tensor) -> DigitPlanes:
     """The digit planes of a finite float matrix ``w`` (out, rows).

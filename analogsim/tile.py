@@ -111,8 +111,7 @@ class _ForwardPlan:
             return value if value is None or isinstance(value, float) else value[k:k + 1]
 
         return _ForwardPlan(alone(self.exact), [alone(m) for m in self.matrices],
-                            [alone(q) for q in self.q], [alone(f) for f in self.output_factors],
-                            reused=False)
+                            [alone(q) for q in self.q], [alone(f) for f in self.output_factors])
 
 
 class AnalogTile(nn.Module):
@@ -196,6 +195,8 @@ class AnalogTile(nn.Module):
         self._output_step = 1.0 if adc.bits is None else periphery.quantisation_step(adc.bits,
                                                                                       adc.bound)
         self._dac_limit = None if dac.bits is None else periphery.code_limit(dac.bits)
+        # DAC codes that fit int8: the MVM may run as exact integer products (integer_mvm)
+        self._int8_codes = self._dac_limit is not None and self._dac_limit <= integer_mvm.MAX_CODE
         self._adc_limit = None if adc.bits is None else periphery.code_limit(adc.bits)
         # With abs-max scaling every |x|/max|x| ≤ 1 ≤ bound: the DAC never clips.
         self._dac_clips = not (dac.input_scaling == "abs_max" and dac.bound >= 1.0)
@@ -620,8 +621,7 @@ class AnalogTile(nn.Module):
         # With no noise between the MVM and the ADC, the ADC's clipping comes first: clamping
         # to the integer ±limit before rounding equals clamping after it.
         clip = self._adc_limit if noise_std is None and owned else None
-        integer_codes = owned and plan.reused and self._dac_limit is not None \
-            and self._dac_limit <= integer_mvm.MAX_CODE
+        integer_codes = owned and plan.reused and self._int8_codes
         y = ops.mvm(codes, matrix, clip=clip, integer_codes=integer_codes)
         if noise_std is not None:
             if isinstance(noise_std, float):  # the std applied in the draw: one pass fewer
