@@ -165,8 +165,11 @@ def test_shipped_examples_are_what_the_script_makes(tmp_path):
     script = runpy.run_path(str(EXAMPLES / "make_examples.py"))
     for made in script["write_examples"](tmp_path):
         new, old = load_measurements(made), load_measurements(EXAMPLES / made.name)
+        # The files keep 6 significant digits. float32 exp/log kernels may differ in the last
+        # bit between CPUs (AVX2 or AVX-512 code paths), which can move a value across a
+        # rounding edge of the sixth digit: one unit there is at most 1e-5 relative.
         for name in ("target_uS", "programmed_uS", "time_s", "conductance_uS"):
-            np.testing.assert_allclose(getattr(new, name), getattr(old, name), rtol=1e-6)
+            np.testing.assert_allclose(getattr(new, name), getattr(old, name), rtol=1e-5)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".h5"])
