@@ -14,7 +14,12 @@ card with the same settings (the header prints them, and the aihwkit ``rpu_confi
   times (1 h, 1 day, 1 month, 1 year): convert and program once, then drift and evaluate on the
   digits test set at each time. Wall time of the whole sweep (convert and program included),
   and the mean accuracy per time for each backend, which should agree. Target: native ≥ 15×
-  faster than each aihwkit tile.
+  faster than each aihwkit tile. Beside them runs ``bench_sweep.py``'s plain-torch floor of
+  the same sweep: the same arithmetic as a hand-written loop over tensors, with no tiles.
+
+The summary gives, beside each measured speed-up, the speed-up the plain-torch floor itself
+has over aihwkit: what any torch implementation of the same arithmetic, drawing the same fresh
+Gaussian numbers, could reach on this machine.
 
 Run: ``python benchmarks/bench_backends.py`` (needs the aihwkit extra); ``--quick`` for a smoke
 run whose ratios are not worth quoting.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import time
 import timeit
@@ -37,9 +43,11 @@ from torch import nn
 import analogsim as asim
 from analogsim.allocator import keep_freed_memory
 from analogsim.backends.aihwkit_backend import rpu_config
+from analogsim.evaluation import Evaluation
 from analogsim.train.reference import trained_digits_mlp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, also when imported
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, bench_sweep
+from bench_sweep import floor_sweep
 from bench_tile import floor_forward
 
 TILES = ("torch", "cpp")
@@ -91,8 +99,10 @@ def programmed(digital: nn.Module, chip, backend: str = "native", tile: str = "c
     return analog.eval()
 
 
-def bench_forward(name, digital, x, mvm, dims, chip, repeats, number) -> dict[str, float]:
-    """One row of forward times (ms); returns native's speed-up over each aihwkit tile."""
+def bench_forward(name, digital, x, mvm, dims, chip, repeats, number
+                  ) -> dict[str, dict[str, float]]:
+    """One row of forward times (ms); returns the speed-ups over each aihwkit tile (by tile)
+    of native and of the plain-torch floor."""
     native = programmed(digital, chip)
     wrapped = {tile: programmed(digital, chip, "aihwkit", tile) for tile in TILES}
     bare = {tile: model.chips[0] for tile, model in wrapped.items()}  # aihwkit's own layer
@@ -105,13 +115,14 @@ def bench_forward(name, digital, x, mvm, dims, chip, repeats, number) -> dict[st
     with torch.inference_mode():
         times = best_times(fns, repeats, number)
     ratios = {tile: times[f"aihwkit {tile}"] / times["native"] for tile in TILES}
+    floor_ratios = {tile: times[f"aihwkit {tile}"] / times["floor"] for tile in TILES}
     bare_ratios = {tile: times[f"bare {tile}"] / times["native"] for tile in TILES}
     print(f"{name:<32} {1e3 * times['digital']:8.3f} {1e3 * times['floor']:8.3f} "
           f"{1e3 * times['native']:8.3f} {1e3 * times['aihwkit torch']:8.3f} "
           f"{1e3 * times['bare torch']:8.3f} {1e3 * times['aihwkit cpp']:8.3f} "
           f"{1e3 * times['bare cpp']:8.3f} {ratios['torch']:6.2f}x ({bare_ratios['torch']:5.2f}x)"
           f" {ratios['cpp']:6.2f}x ({bare_ratios['cpp']:5.2f}x)")
-    return ratios
+    return {"native": ratios, "floor": floor_ratios}
 
 
 def sweep(model, chip, test, backend, tile, instances) -> tuple[dict[str, float], list]:
@@ -130,8 +141,17 @@ def sweep(model, chip, test, backend, tile, instances) -> tuple[dict[str, float]
     return times, accuracy
 
 
-def bench_sweep(chip, instances, epochs, repeats) -> dict[str, float]:
-    """The Monte-Carlo sweep on each backend (best total of ``repeats``); returns speed-ups."""
+def floor_run(model, chip, test, instances) -> tuple[dict[str, float], list]:
+    """``bench_sweep``'s plain-torch floor of the sweep at the card's read noise; wall time."""
+    start = time.perf_counter()
+    accuracy = floor_sweep(model, test, chip, (1.0,), instances)[0]  # (time, instance)
+    total = time.perf_counter() - start
+    return {"total": total}, [Evaluation(row, len(test[0])) for row in accuracy]
+
+
+def bench_sweep(chip, instances, epochs, repeats) -> dict[str, dict[str, float]]:
+    """The Monte-Carlo sweep on each backend and the plain-torch floor (best total of
+    ``repeats``); returns the speed-ups over each aihwkit tile of native and of the floor."""
     model, data = trained_digits_mlp(seed=0, epochs=epochs)
     test = (data.x_test, data.y_test)
     digital = asim.evaluate(model, test).mean
@@ -140,29 +160,46 @@ def bench_sweep(chip, instances, epochs, repeats) -> dict[str, float]:
           f"{len(DRIFT_TIMES_S)} drift times, {len(test[0])} test samples; wall times in s "
           f"(best total of {repeats})")
     print("mean accuracy over the instances ± half-width of its 95 % CI, per drift time")
-    print(f"{'backend':<16} {'program':>8} {'drift+eval':>10} {'total':>8} {'vs native':>10}  "
+    print(f"{'backend':<17} {'program':>8} {'drift+eval':>10} {'total':>8} {'vs native':>10}  "
           + " ".join(f"{label:>13}" for label in TIME_LABELS))
     backends = {"native": ("native", "cpp"), "aihwkit torch": ("aihwkit", "torch"),
                 "aihwkit C++": ("aihwkit", "cpp")}
-    runs = {label: [] for label in backends}
+    runs = {label: [] for label in (*backends, "plain-torch floor")}
     for _ in range(repeats):  # backends take turns, as in best_times
         for label, (backend, tile) in backends.items():
             runs[label].append(sweep(model, chip, test, backend, tile, instances))
+        runs["plain-torch floor"].append(floor_run(model, chip, test, instances))
     totals = {}
-    for label in backends:
-        times, accuracy = min(runs[label], key=lambda run: run[0]["total"])
+    for label, label_runs in runs.items():
+        times, accuracy = min(label_runs, key=lambda run: run[0]["total"])
         totals[label] = times["total"]
-        print(f"{label:<16} {times['program']:8.3f} {times['drift+evaluate']:10.3f} "
-              f"{times['total']:8.3f} {times['total'] / totals['native']:9.1f}x  "
+        split = (f"{times['program']:8.3f} {times['drift+evaluate']:10.3f}" if "program" in times
+                 else f"{'':8} {'':10}")
+        print(f"{label:<17} {split} {times['total']:8.3f} "
+              f"{times['total'] / totals['native']:9.1f}x  "
               + " ".join(f"{100 * a.mean:6.2f}±{50 * (a.ci95[1] - a.ci95[0]):4.2f}%"
                          for a in accuracy))
-    return {"torch": totals["aihwkit torch"] / totals["native"],
-            "cpp": totals["aihwkit C++"] / totals["native"]}
+    return {who: {"torch": totals["aihwkit torch"] / totals[label],
+                  "cpp": totals["aihwkit C++"] / totals[label]}
+            for who, label in (("native", "native"), ("floor", "plain-torch floor"))}
 
 
-def verdict(what: str, ratio: float, target: float) -> str:
-    met = "met" if ratio >= target else "NOT met"
-    return f"{what:<40} {ratio:7.2f}x  target >= {target:g}x  {met}"
+def verdict(what: str, ratios: dict[str, float], target: float) -> str:
+    """One summary line: native's speed-up against the target, and the floor's beside it."""
+    met = "met" if ratios["native"] >= target else "NOT met"
+    return (f"{what:<40} {ratios['native']:7.2f}x  target >= {target:g}x  {met:<8}"
+            f"(plain-torch floor {ratios['floor']:.2f}x)")
+
+
+def cpu_name() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -188,6 +225,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, aihwkit {aihwkit.__version__}, "
           f"{torch.get_num_threads()} threads" + (" (--quick: ratios not meaningful)"
                                                    if args.quick else ""))
+    print(f"{cpu_name()}; exact int8 products of DAC codes (AMX): "
+          f"{'on' if asim.integer_mvm.ENABLED else 'off'}")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f} on {} cores".format(
         *os.getloadavg(), os.cpu_count()))
     print_settings(chip)
@@ -208,13 +247,15 @@ def main() -> None:
         max(1, args.number // 4))
     sweep_ratios = bench_sweep(chip, instances, epochs, args.sweep_repeats)
 
-    print("\nsummary: speed-up of native over aihwkit")
+    print("\nsummary: speed-up of native over aihwkit (and of the plain-torch floor)")
     for (case, tile), target in FORWARD_TARGETS.items():
         name = {"torch": "torch", "cpp": "C++"}[tile]
-        print(verdict(f"forward {case}, aihwkit {name} tile", forward[case][tile], target))
+        print(verdict(f"forward {case}, aihwkit {name} tile",
+                      {who: forward[case][who][tile] for who in ("native", "floor")}, target))
     for tile in TILES:
         name = {"torch": "torch", "cpp": "C++"}[tile]
-        print(verdict(f"Monte-Carlo sweep, aihwkit {name} tile", sweep_ratios[tile],
+        print(verdict(f"Monte-Carlo sweep, aihwkit {name} tile",
+                      {who: sweep_ratios[who][tile] for who in ("native", "floor")},
                       SWEEP_TARGET))
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 

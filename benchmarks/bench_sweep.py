@@ -206,16 +206,22 @@ def analog_forward(x: torch.Tensor, layers: list[AgedLayer], chip: Chip,
 
 
 @torch.no_grad()
-def floor_sweep(model: nn.Module, test: Test, chip: Chip) -> np.ndarray:
-    """The sweep as a plain loop; accuracy[scale, time, instance] as fractions."""
+def floor_sweep(model: nn.Module, test: Test, chip: Chip,
+                read_noise_scales: tuple[float, ...] = READ_NOISE_SCALES,
+                instances: int = INSTANCES) -> np.ndarray:
+    """The sweep as a plain loop; accuracy[scale, time, instance] as fractions.
+
+    ``read_noise_scales``: factors of the card's ``read_noise.scale``, one programming each
+    (``bench_backends.py`` runs the card as it is: ``(1.0,)``); ``instances``: K.
+    """
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     x_test, y_test = test
-    x = x_test.flatten(1).expand(INSTANCES, -1, -1)  # (K, B, in), instance-major
+    x = x_test.flatten(1).expand(instances, -1, -1)  # (K, B, in), instance-major
     generator = torch.Generator()
-    accuracy = np.empty((len(READ_NOISE_SCALES), len(DRIFT_TIMES_S), INSTANCES))
-    for i, factor in enumerate(READ_NOISE_SCALES):
+    accuracy = np.empty((len(read_noise_scales), len(DRIFT_TIMES_S), instances))
+    for i, factor in enumerate(read_noise_scales):
         generator.manual_seed(SEED)  # the same draws at every scale, as the engine
-        programmed = [program_layer(m, chip, INSTANCES, generator) for m in linears]
+        programmed = [program_layer(m, chip, instances, generator) for m in linears]
         for j, t_s in enumerate(DRIFT_TIMES_S):
             aged = [age_layer(layer, chip, t_s, chip.read_noise.scale * factor, generator)
                     for layer in programmed]
