@@ -21,9 +21,9 @@ test: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
 	$(BIN)/ruff check analogsim tests benchmarks
 	MPLCONFIGDIR=$${MPLCONFIGDIR:-$(CURDIR)/$(VENV)/mplconfig} $(BIN)/python -m pytest -n 2
 
+# ruff check only: the code is laid out by hand (line length 100), not by `ruff format`
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check analogsim tests benchmarks
-	$(BIN)/ruff format --check analogsim tests benchmarks
 
 bench: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
