@@ -17,8 +17,7 @@ export MPLBACKEND := Agg
 demo: $(VENV)/.installed-core
 	$(BIN)/analogsim demo
 
-test: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
-	$(BIN)/ruff check analogsim tests benchmarks
+test: lint $(VENV)/.installed-aihwkit
 	MPLCONFIGDIR=$${MPLCONFIGDIR:-$(CURDIR)/$(VENV)/mplconfig} $(BIN)/python -m pytest -n 2
 
 # ruff check only: the code is laid out by hand (line length 100), not by `ruff format`

@@ -51,6 +51,7 @@ from bench_sweep import floor_sweep
 from bench_tile import floor_forward
 
 TILES = ("torch", "cpp")
+TILE_NAMES = {"torch": "torch", "cpp": "C++"}  # as the summary prints them
 DRIFT_TIMES_S = (3600.0, 86400.0, 2592000.0, 31536000.0)  # 1 h, 1 day, 1 month, 1 year
 TIME_LABELS = ("1 h", "1 day", "1 month", "1 year")
 FORWARD_TARGETS = {("Linear", "torch"): 1.2, ("Conv2d", "torch"): 8.0,
@@ -249,12 +250,10 @@ def main() -> None:
 
     print("\nsummary: speed-up of native over aihwkit (and of the plain-torch floor)")
     for (case, tile), target in FORWARD_TARGETS.items():
-        name = {"torch": "torch", "cpp": "C++"}[tile]
-        print(verdict(f"forward {case}, aihwkit {name} tile",
+        print(verdict(f"forward {case}, aihwkit {TILE_NAMES[tile]} tile",
                       {who: forward[case][who][tile] for who in ("native", "floor")}, target))
     for tile in TILES:
-        name = {"torch": "torch", "cpp": "C++"}[tile]
-        print(verdict(f"Monte-Carlo sweep, aihwkit {name} tile",
+        print(verdict(f"Monte-Carlo sweep, aihwkit {TILE_NAMES[tile]} tile",
                       {who: sweep_ratios[who][tile] for who in ("native", "floor")},
                       SWEEP_TARGET))
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
