@@ -11,11 +11,10 @@ The verbs a user learns::
     model2 = asim.to_digital(amodel)
 """
 
-from analogsim import integer_mvm as integer_mvm
 from analogsim.allocator import keep_freed_memory as keep_freed_memory
-from analogsim.chip import Chip as Chip
-from analogsim.chip import list_chips as list_chips
-from analogsim.chip import load_chip as load_chip
+from analogsim.cards import Chip as Chip
+from analogsim.cards import list_chips as list_chips
+from analogsim.cards import load_chip as load_chip
 from analogsim.conversion import convert as convert
 from analogsim.conversion import to_digital as to_digital
 from analogsim.evaluation import evaluate as evaluate

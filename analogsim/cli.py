@@ -1,8 +1,9 @@
 """The ``analogsim`` command line: one entry point whose verbs mirror the API.
 
-Bad input (any :class:`~analogsim.errors.AnalogsimError`) exits with code 2 and one line on
-stderr; ``--debug`` shows the traceback. ``run`` resumes a results file of the same spec, and
-stops after the point in flight on the first Ctrl-C (exit code 130).
+Bad input (any :class:`~analogsim.errors.AnalogsimError`, a missing optional extra included) and
+an ``OSError`` on a file the user named (an unwritable ``-o``, a folder given as a file) exit
+with code 2 and one line on stderr; ``--debug`` shows the traceback. ``run`` resumes a results
+file of the same spec, and stops after the point in flight on the first Ctrl-C (exit code 130).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class CrosscheckDisagreement(Exception):
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from analogsim.demo import COMPENSATION, DRIFT_TIMES_S, run_demo
+    from analogsim.experiments.demo import COMPENSATION, DRIFT_TIMES_S, run_demo
+    from analogsim.report import write_report
 
-    result = run_demo(args.results, args.report, instances=args.instances, seed=args.seed,
+    result = run_demo(args.results, instances=args.instances, seed=args.seed,
                       progress=not args.quiet)
+    index = write_report(result.results_path, args.report)
     _say(args, f"digital model: {100 * result.digital_accuracy:.2f} % on the digits test set")
     _say(args, f"pcm chip, {args.instances} instances: mean accuracy [%] (95 % CI)")
     header = f"{'time':>10}" + "".join(f"{'compensation ' + m:>28}" for m in COMPENSATION)
@@ -47,11 +50,11 @@ def _demo(args: argparse.Namespace) -> None:
             low, high = confidence_interval(row, 1)
             cells.append(f"{100 * row.mean():>10.2f} [{100 * low:6.2f}, {100 * high:6.2f}]")
         _say(args, f"{format_duration(t):>10}" + "".join(f"{c:>28}" for c in cells))
-    _say(args, f"results: {result.results_path}\nreport:  {result.report_path}")
+    _say(args, f"results: {result.results_path}\nreport:  {index}")
 
 
 def _devices(args: argparse.Namespace) -> None:
-    from analogsim.chip import list_chips, load_chip
+    from analogsim.cards import list_chips, load_chip
 
     rows = [("card", "device laws (programming / drift / read noise)", "g_max µS", "DAC", "ADC",
              "out noise", "compensation")]
@@ -156,7 +159,7 @@ def _fit_device(args: argparse.Namespace) -> None:
 
 
 def _export_targets(args: argparse.Namespace) -> None:
-    from analogsim.chip import load_chip
+    from analogsim.cards import load_chip
     from analogsim.hardware.chip_exchange import export_targets
     from analogsim.hardware.model_file import load_model_file
 
@@ -170,29 +173,12 @@ def _export_targets(args: argparse.Namespace) -> None:
 
 
 def _evaluate_readback(args: argparse.Namespace) -> None:
-    from analogsim import datasets
-    from analogsim.chip import load_chip
-    from analogsim.hardware.chip_exchange import evaluate_readback
-    from analogsim.hardware.model_file import load_model_file
+    from analogsim.experiments.readback import run_readback
     from analogsim.report import write_report
-    from analogsim.results import ResultsWriter
 
-    saved = load_model_file(args.model)
-    chip = load_chip(args.card) if args.card else saved.chip
-    data = datasets.load(saved.dataset, seed=saved.data_seed, root=args.root)
-    measured = evaluate_readback(saved.model, chip, args.readback, (data.x_test, data.y_test),
-                                 seed=args.seed)
     results = Path(args.output)
-    with ResultsWriter(results) as writer:
-        writer.add_config("card", chip.to_toml())
-        run = writer.create_run(
-            "readback", axes={"time": measured.times_s,
-                              "chip": range(measured.accuracy.shape[1])},
-            units={"time": "s", "accuracy": "fraction"},
-            attrs={"title": f"{saved.name} on measured conductances ({args.readback})",
-                   "card": chip.name, "test_samples": len(data.y_test)})
-        for j, row in enumerate(measured.accuracy):
-            run.write_point((j,), accuracy=row)
+    measured = run_readback(args.model, args.readback, results, card=args.card,
+                            data_root=args.root, seed=args.seed)
     index = write_report(results, args.report or Path("report") / results.stem)
     for t, row in zip(measured.times_s, measured.accuracy, strict=True):
         _say(args, f"t = {format_duration(t):>10}: {100 * row.mean():.2f} % over {row.size} "
@@ -333,12 +319,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrosscheckDisagreement as disagreement:
         print(f"analogsim {args.verb}: {disagreement}", file=sys.stderr)
         return EXIT_DISAGREEMENT
-    except AnalogsimError as error:
+    except (AnalogsimError, OSError) as error:  # bad input, or a file that cannot be used
         if args.debug:
             raise
-        print(f"analogsim {args.verb}: error: {error}", file=sys.stderr)
+        print(f"analogsim {args.verb}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line (an OS error's, e.g. ``[Errno 21] Is a directory:
+    'out.h5'``, names the file)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from analogsim.chip import Chip, load_chip
+from analogsim.cards import Chip, load_chip
 from analogsim.errors import ConversionError
-from analogsim.layers import ANALOG_LAYERS, AnalogLayer, AnalogLinear, _AnalogConvNd
+from analogsim.tiles import ANALOG_LAYERS, AnalogLayer
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def analog_layers(model: nn.Module) -> Iterator[tuple[str, AnalogLayer]]:
     """(qualified name, layer) for each distinct analog layer of ``model``, in module order."""
     seen: set[int] = set()
     for name, module in model.named_modules():
-        if isinstance(module, AnalogLinear | _AnalogConvNd) and id(module) not in seen:
+        if isinstance(module, AnalogLayer) and id(module) not in seen:
             seen.add(id(module))
             yield name, module
 
@@ -172,7 +172,7 @@ def convert(
         names = [
             n
             for n, m in converted.named_modules()
-            if _analog_class(m) is not None or isinstance(m, AnalogLinear | _AnalogConvNd)
+            if _analog_class(m) is not None or isinstance(m, AnalogLayer)
         ]
         raise ConversionError(
             f"the pattern {unused[0]!r} matches no convertible layer; layers are {names}"
@@ -198,7 +198,7 @@ def to_digital(model: nn.Module) -> nn.Module:
     digital = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
     for name, module in list(digital.named_modules(remove_duplicate=False)):
-        if isinstance(module, AnalogLinear | _AnalogConvNd):
+        if isinstance(module, AnalogLayer):
             if id(module) not in replacements:
                 replacements[id(module)] = module.to_digital()
             _set_submodule(digital, name, replacements[id(module)])

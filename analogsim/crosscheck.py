@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from scipy import stats
 
-from analogsim import device_model
-from analogsim.chip import Chip, RramRelaxation, load_chip
+from analogsim.cards import Chip, RramRelaxation, load_chip
 from analogsim.conversion import convert
 from analogsim.evaluation import Evaluation, evaluate
 from analogsim.programming import drift, program
 from analogsim.seeding import Purpose, derive_seed, make_generator, time_key
+from analogsim.tiles import device_model
 from analogsim.train.reference import trained_digits_mlp
 
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from analogsim import coding
 from analogsim.backends.base import BackendModel
 from analogsim.conversion import analog_layers
-from analogsim.errors import ConversionError, StateError
+from analogsim.errors import ConversionError, StateError, UsageError
+from analogsim.tiles import coding
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,12 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1)
         ``model``, for chaining.
     """
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise UsageError(f"The 'seed' of program must be a non-negative integer; got {seed!r}.")
     ids = list(range(instances)) if isinstance(instances, int) else [int(k) for k in instances]
     if not ids or any(k < 0 for k in ids) or len(set(ids)) != len(ids):
-        raise ValueError(
-            f"instances must be a positive count or distinct non-negative ids, got {instances!r}"
+        raise UsageError(
+            f"The 'instances' of program must be a count ≥ 1 or a list of distinct ids ≥ 0; "
+            f"got {instances!r}."
         )
     if isinstance(model, BackendModel):
         model.program(seed, ids)
@@ -86,7 +87,7 @@ def drift(model: nn.Module, t_seconds: float) -> nn.Module:
     the same time gives the same conductances.
     """
     if not t_seconds >= 0:
-        raise ValueError(f"t_seconds must be ≥ 0 s, got {t_seconds!r}")
+        raise UsageError(f"The 't_seconds' of drift must be a time ≥ 0 s; got {t_seconds!r}.")
     if isinstance(model, BackendModel):
         if not model.instances:
             raise StateError("drift() needs a programmed model: call analogsim.program first")

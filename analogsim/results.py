@@ -31,7 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from analogsim.errors import ResultsFileError
+from analogsim.errors import MissingResultsFileError, ResultsFileError, UsageError, require_file
 
 FORMAT = "analogsim-results"
 FORMAT_VERSION = 1
@@ -204,7 +204,7 @@ class ResultsWriter:
         for metric, dims in spans.items():
             unknown = [d for d in dims if d not in sizes]
             if unknown:
-                raise ValueError(f"metric {metric!r} spans unknown axis {unknown[0]!r}; the run's "
+                raise UsageError(f"metric {metric!r} spans unknown axis {unknown[0]!r}; the run's "
                                  f"axes are {list(axes)}")
             dataset = group.create_dataset(metric, shape=[sizes[d] for d in dims], dtype="f8",
                                            fillvalue=np.nan)
@@ -288,8 +288,7 @@ def _open_results(path: Path) -> h5py.File:
         ResultsFileError: missing, unreadable (truncated/corrupt), not an analogsim file, or of
             a format version this analogsim does not read.
     """
-    if not path.is_file():
-        raise ResultsFileError(f"results file {str(path)!r} does not exist")
+    require_file(path, "results file", ResultsFileError, MissingResultsFileError)
     try:
         handle = h5py.File(path, "r", locking=False)  # readable while a run writes it
     except OSError as error:

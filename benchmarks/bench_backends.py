@@ -44,6 +44,7 @@ import analogsim as asim
 from analogsim.allocator import keep_freed_memory
 from analogsim.backends.aihwkit_backend import rpu_config
 from analogsim.evaluation import Evaluation
+from analogsim.tiles import integer_mvm
 from analogsim.train.reference import trained_digits_mlp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, bench_sweep
@@ -227,7 +228,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads" + (" (--quick: ratios not meaningful)"
                                                    if args.quick else ""))
     print(f"{cpu_name()}; exact int8 products of DAC codes (AMX): "
-          f"{'on' if asim.integer_mvm.ENABLED else 'off'}")
+          f"{'on' if integer_mvm.amx_available() else 'off'}")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f} on {} cores".format(
         *os.getloadavg(), os.cpu_count()))
     print_settings(chip)

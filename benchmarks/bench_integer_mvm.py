@@ -18,8 +18,8 @@ import timeit
 import torch
 import torch.nn.functional as F
 
-from analogsim import integer_mvm
 from analogsim.allocator import keep_freed_memory
+from analogsim.tiles import integer_mvm
 
 
 def best_time(fn, repeats: int, number: int) -> float:
@@ -36,7 +36,7 @@ def main() -> None:
     keep_freed_memory()
     generator = torch.Generator().manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, AMX "
-          f"{'yes' if integer_mvm.ENABLED else 'no (integer products off by default)'}; "
+          f"{'yes' if integer_mvm.amx_available() else 'no (float32 products by default)'}; "
           "times in µs (best of repeats)")
     print(f"{'rows':>5} {'out':>5} {'batch':>6} {'float32':>9} {'integer':>9} {'ratio':>6}  "
           "worth_it")
@@ -46,10 +46,10 @@ def main() -> None:
         for rows, out, batch in shapes:
             w = torch.randn(1, out, rows, generator=generator)
             codes = torch.randint(-63, 64, (batch, rows), generator=generator).float()
-            integer_mvm.matmul(codes, w)  # digit planes, once
+            planes = [integer_mvm.digit_planes(w[0])]  # once, as a tile's forward plan keeps them
             number = max(1, int(2e7 / (rows * out * batch)))
             t_float = best_time(lambda x=codes, m=w[0]: F.linear(x, m), args.repeats, number)
-            t_integer = best_time(lambda x=codes, m=w: integer_mvm.matmul(x, m), args.repeats,
+            t_integer = best_time(lambda x=codes, p=planes: integer_mvm.matmul(x, p), args.repeats,
                                   number)
             choice = "integer" if integer_mvm.worth_it(batch, rows, out) else "float32"
             print(f"{rows:5d} {out:5d} {batch:6d} {1e6 * t_float:9.1f} {1e6 * t_integer:9.1f} "

@@ -42,7 +42,7 @@ from torch import nn
 
 import analogsim as asim
 from analogsim.allocator import keep_freed_memory
-from analogsim.chip import Chip
+from analogsim.cards import Chip
 from analogsim.experiments.card_grid import CardAxis
 from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
 from analogsim.physics import pcm, periphery, programming

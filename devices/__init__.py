@@ -1,1 +1,1 @@
-"""The device cards shipped with analogsim (TOML files; see analogsim.chip for the schema)."""
+"""The device cards shipped with analogsim (TOML files; see analogsim.cards for the schema)."""

@@ -8,20 +8,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from analogsim.errors import ConversionError, SpecError, StateError
-from analogsim.profiling.activation_noise import (
+from analogsim.profiling.guided import allocate_repetitions
+from analogsim.profiling.noise_laws import AdditiveNoise, MixedNoise, MultiplicativeNoise, NoiseLaw
+from analogsim.profiling.noise_operator import NoiseOperator, activate_operators, set_repetitions
+from analogsim.profiling.noise_placement import (
     MODEL_INPUT,
-    AdditiveNoise,
-    MixedNoise,
-    MultiplicativeNoise,
-    NoiseLaw,
-    NoiseOperator,
-    activate_operators,
     insert_noise_operators,
     noise_sites,
     remove_noise_operators,
-    set_repetitions,
 )
-from analogsim.profiling.guided import allocate_repetitions
 
 DRAWS = 200_000  # samples per moment check
 BOUND = 5.0  # standard errors; two-sided tail probability ≈ 6e-7 per check

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import analogsim as asim
-from analogsim.chip import Chip, chip_from_toml, chip_to_dict
+from analogsim.cards import Chip, chip_from_toml, chip_to_dict
 from analogsim.errors import CardError, UnknownChipError
 
 

@@ -8,8 +8,11 @@ import torch
 from torch import nn
 
 import analogsim as asim
-from analogsim.chip import Coding
-from analogsim.coding import (
+from analogsim.cards import Coding
+from analogsim.conversion import analog_layers
+from analogsim.errors import CardError, ConversionError
+from analogsim.programming import coding_cost as model_coding_cost
+from analogsim.tiles.coding import (
     PAPER_LARGE_FRACTION,
     CodingReference,
     average_reads,
@@ -18,9 +21,6 @@ from analogsim.coding import (
     decode,
     encode,
 )
-from analogsim.conversion import analog_layers
-from analogsim.errors import CardError, ConversionError
-from analogsim.programming import coding_cost as model_coding_cost
 
 SCHEMES = ["none", "sign", "adaptive_mapping", "sign+adaptive_mapping",
            "sign+adaptive_mapping+redundancy", "redundancy"]

@@ -12,7 +12,7 @@ from torch import nn
 import analogsim as asim
 from analogsim.conversion import analog_layers
 from analogsim.errors import ConversionError, ShapeError, StateError
-from analogsim.layers import AnalogConv1d, AnalogConv2d, AnalogLinear
+from analogsim.tiles import AnalogConv1d, AnalogConv2d, AnalogLinear
 
 
 class ViewNet(nn.Module):

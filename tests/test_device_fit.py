@@ -28,7 +28,9 @@ from analogsim.hardware import (
     write_fit_report,
     write_measurements,
 )
-from analogsim.hardware.device_fit import ClippedLine, _fit_clipped_line, _levels
+from analogsim.hardware.fit_drift import fit_clipped_line
+from analogsim.hardware.fit_programming import distinguishable_levels
+from analogsim.hardware.fit_results import ClippedLine
 from analogsim.physics import pcm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +121,7 @@ def test_stuck_fractions_are_recovered():
 
 def test_distinguishable_levels_are_spaced_by_two_sigma():
     coefficients = np.array([0.5, 1.0])  # σ(g) = 0.5 + g/10 µS, g_max = 10 µS
-    levels = _levels(coefficients, 0.0, 10.0)
+    levels = distinguishable_levels(coefficients, 0.0, 10.0)
     sigma = 0.5 + levels / 10
     np.testing.assert_allclose(np.diff(levels), sigma[:-1] + sigma[1:], rtol=1e-9)
     assert levels[0] == 0.0 and levels[-1] <= 10.0
@@ -129,7 +131,7 @@ def test_distinguishable_levels_are_spaced_by_two_sigma():
 def test_clipped_line_keeps_only_clips_the_data_reach():
     x = np.linspace(-4.5, 0, 12)
     y = np.clip(-0.0155 * x + 0.0244, 0.049, 0.1)  # plateau at the right end only
-    line = _fit_clipped_line(x, y, np.full_like(x, 1e-4))
+    line = fit_clipped_line(x, y, np.full_like(x, 1e-4))
     assert isinstance(line, ClippedLine) and line.free == ("slope", "offset", "low")
     assert line.slope == pytest.approx(-0.0155, rel=1e-6)
     assert line.low == pytest.approx(0.049, rel=1e-6) and line.high == np.inf

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import analogsim as asim
-from analogsim import integer_mvm
 from analogsim.seeding import make_generator
+from analogsim.tiles import integer_mvm
 
 
 def weights(out: int, rows: int, seed: int) -> torch.Tensor:
@@ -46,7 +46,7 @@ def test_matmul_is_within_the_representation_bound_of_the_exact_product(
 ) -> None:
     w = torch.stack([weights(out, rows, k) for k in range(k_count)])
     x = codes(k_count * batch, rows, 1)
-    y = integer_mvm.matmul(x, w)
+    y = integer_mvm.matmul(x, [integer_mvm.digit_planes(matrix) for matrix in w])
     assert y.shape == (k_count * batch, out) and y.dtype == torch.float32
     x64 = x.to(torch.float64).reshape(k_count, batch, rows)
     w64 = w.to(torch.float64)
@@ -64,21 +64,22 @@ def test_a_large_analog_linear_takes_integer_products_and_agrees_with_float32(
 ) -> None:
     # 512 rows and 128 × 512 outputs per instance: where integer products pay. ADC codes of
     # the two paths may differ at a rounding edge only: the products agree to ~1e-6.
-    monkeypatch.setattr(integer_mvm, "ENABLED", True)
     calls = []
     matmul = integer_mvm.matmul
-    monkeypatch.setattr(integer_mvm, "matmul", lambda x, w: calls.append(w.shape) or matmul(x, w))
+    monkeypatch.setattr(integer_mvm, "matmul", lambda x, p: calls.append(len(p)) or matmul(x, p))
     torch.manual_seed(0)
     digital = nn.Linear(512, 512)
-    analog = asim.convert(digital, asim.load_chip("pcm", output_noise_std=0.0))
-    asim.program(analog.eval(), seed=0, instances=2)
     x = torch.randn(2 * 128, 512, generator=make_generator(402))
-    with torch.no_grad():
-        y_integer = analog(x)
-        assert calls == [(2, 512, 512)]
-        monkeypatch.setattr(integer_mvm, "ENABLED", False)
-        y_float = analog(x)
-    assert len(calls) == 1
+    outputs = []
+    for integer_products in (True, False):  # the card's switch, with everything else equal
+        chip = asim.load_chip("pcm", output_noise_std=0.0,
+                              **{"mapping.integer_products": integer_products})
+        analog = asim.convert(digital, chip)
+        asim.program(analog.eval(), seed=0, instances=2)
+        with torch.no_grad():
+            outputs.append(analog(x))
+        assert calls == [2]  # one product of two instances' planes, with integer products only
+    y_integer, y_float = outputs
     differ = y_integer != y_float
     assert differ.float().mean() < 1e-3
     chip = analog.tile.chip
@@ -88,12 +89,12 @@ def test_a_large_analog_linear_takes_integer_products_and_agrees_with_float32(
 
 
 def test_small_layers_and_training_keep_float32_products(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(integer_mvm, "ENABLED", True)
     calls = []
-    monkeypatch.setattr(integer_mvm, "matmul", lambda x, w: calls.append(w.shape))
-    big = asim.convert(nn.Linear(512, 512), asim.load_chip("pcm"))
+    monkeypatch.setattr(integer_mvm, "matmul", lambda x, p: calls.append(len(p)))
+    chip = asim.load_chip("pcm", **{"mapping.integer_products": True})
+    big = asim.convert(nn.Linear(512, 512), chip)
     asim.program(big.eval(), seed=0)
-    small = asim.convert(nn.Linear(64, 64), asim.load_chip("pcm"))
+    small = asim.convert(nn.Linear(64, 64), chip)
     asim.program(small.eval(), seed=0)
     with torch.no_grad():
         small(torch.randn(4096, 64))  # 64 rows: too few
@@ -105,5 +106,13 @@ def test_small_layers_and_training_keep_float32_products(monkeypatch: pytest.Mon
     w = torch.zeros(2, 512, 512)
     assert integer_mvm.applies(torch.zeros(2 * 128, 512), w)
     assert not integer_mvm.applies(torch.zeros(2 * 128, 512, dtype=torch.float64), w)
-    monkeypatch.setattr(integer_mvm, "ENABLED", False)
-    assert not integer_mvm.applies(torch.zeros(2 * 128, 512), w)
+
+
+def test_the_card_decides_whether_tiles_use_integer_products() -> None:
+    def stage(**overrides: object) -> bool:
+        layer = asim.convert(nn.Linear(8, 8), asim.load_chip("pcm", **overrides))
+        return layer.tile.stage.integer_products
+
+    assert stage() == integer_mvm.amx_available()  # absent: where the CPU has AMX
+    assert stage(**{"mapping.integer_products": True})
+    assert not stage(**{"mapping.integer_products": False})

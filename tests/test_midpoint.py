@@ -8,7 +8,8 @@ import pytest
 from scipy.optimize import brentq
 
 from analogsim.errors import ShapeError, SpecError
-from analogsim.profiling.midpoint import fit_midpoint, logistic, nearest_half_max_sigma
+from analogsim.profiling.logistic import logistic
+from analogsim.profiling.midpoint import fit_midpoint, nearest_half_max_sigma
 
 # The global additive sweep of S2: σ ∈ logspace(1e−2, 1e2, 17) (METHODS.md §10).
 SIGMA = np.logspace(-2, 2, 17)

@@ -288,7 +288,7 @@ def test_per_read_noise_equals_weight_space_noise(
     digital = seeded(factory(), 1)
     chip = quiet_chip(conductance_pair=pair, **{f"per_read_noise_{kind}_std": sigma}, **mapping)
     analog = asim.convert(digital, chip)
-    assert (the_layer(analog).tile.tile_count > 1) == bool(mapping)  # tiled cases really tile
+    assert (the_layer(analog).tile.layout.tile_count > 1) == bool(mapping)  # tiled cases tile
     if mode == "programmed":
         analog.eval()
         asim.program(analog, seed=3)
@@ -524,7 +524,7 @@ def test_instance_of_a_tiled_convolution_equals_lone_instance() -> None:
     )
     factory = lambda: nn.Conv2d(6, 10, 3, padding=1)  # noqa: E731
     together, alone = programmed(factory, chip, 3, 3), programmed(factory, chip, 3, [1])
-    assert len(the_layer(alone).tile.row_chunks) == 3
+    assert len(the_layer(alone).tile.layout.row_chunks) == 3
     x = torch.randn((4, 6, 8, 8), generator=make_generator(306))
     with torch.no_grad():
         assert torch.equal(together(x.repeat(3, 1, 1, 1))[4:8], alone(x))

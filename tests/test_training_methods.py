@@ -182,9 +182,15 @@ def test_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path):
     state = torch.load(path, weights_only=True)
     state["config"] = repr(config)  # pretend the 4-epoch run was killed after epoch 2
     torch.save(state, path)
-    resumed = fit(model(), data, RandomWeightPerturbation(0.05), config, checkpoint=path)
+    reported = []
+    resumed = fit(model(), data, RandomWeightPerturbation(0.05), config, checkpoint=path,
+                  on_epoch=reported.append)
     assert resumed.loss == pytest.approx(full.loss, rel=1e-6)
     assert resumed.test_accuracy == full.test_accuracy
+    # the callback saw every epoch of the history: the two resumed ones, then two new ones
+    assert [m.epoch for m in reported] == [0, 1, 2, 3]
+    assert [m.loss for m in reported] == resumed.loss
+    assert [m.seconds for m in reported] == resumed.seconds
 
 
 def test_standard_training_learns_digits():

@@ -41,16 +41,13 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
 from torch import nn
 
-from analogsim import device_model
 from analogsim.backends.base import BackendModel
-from analogsim.chip import (
+from analogsim.cards import (
     Chip,
     Coding,
     NoDrift,
@@ -60,8 +57,9 @@ from analogsim.chip import (
     PolynomialProgrammingNoise,
     RramRelaxation,
 )
-from analogsim.errors import ConversionError
-from analogsim.seeding import Purpose, derive_seed, time_key
+from analogsim.errors import ConversionError, MissingExtraError
+from analogsim.seeding import Purpose, derive_seed, global_rng_seeded, time_key
+from analogsim.tiles import device_model
 
 try:
     from aihwkit.inference.compensation.drift import (
@@ -79,9 +77,9 @@ try:
         WeightNoiseType,
     )
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "the aihwkit backend needs aihwkit 1.2.0; `make aihwkit` builds and installs it "
-        "(see README.md, section aihwkit)"
+    raise MissingExtraError(
+        f"the aihwkit backend needs aihwkit 1.2.0, which cannot be imported ({error}); "
+        "`make aihwkit` builds and installs it (`make test` installs every extra)"
     ) from error
 
 log = logging.getLogger(__name__)
@@ -222,14 +220,6 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
     return config
 
 
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Run aihwkit's global-RNG draws from ``seed`` without touching the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)  # aihwkit draws on the CPU generator only
-        yield
-
-
 class AihwkitModel(nn.Module, BackendModel):
     """A model converted onto aihwkit tiles, holding K programmed chip instances.
 
@@ -261,7 +251,7 @@ class AihwkitModel(nn.Module, BackendModel):
         self.chips = nn.ModuleList()
         for k in instance_ids:
             instance = copy.deepcopy(self.template).eval()
-            with _seeded(derive_seed(seed, Purpose.PROGRAM, 0, k)):
+            with global_rng_seeded(derive_seed(seed, Purpose.PROGRAM, 0, k)):
                 instance.program_analog_weights()
             self.chips.append(instance)
         self.reseed_forward_noise(seed)
@@ -271,7 +261,8 @@ class AihwkitModel(nn.Module, BackendModel):
         """Drift every instance to ``t_seconds`` (aihwkit starts from the programmed state)."""
         for k, instance in zip(self.instance_ids, self.chips, strict=True):
             instance.eval()  # aihwkit drifts only in evaluation mode
-            with _seeded(derive_seed(self.seed, Purpose.DRIFT, 0, k, time_key(t_seconds))):
+            with global_rng_seeded(derive_seed(self.seed, Purpose.DRIFT, 0, k,
+                                               time_key(t_seconds))):
                 instance.drift_analog_weights(t_seconds)
 
     def reseed_forward_noise(self, seed: int) -> None:
@@ -286,7 +277,7 @@ class AihwkitModel(nn.Module, BackendModel):
         outputs = []
         for k, block, instance in zip(self.instance_ids, x.chunk(self.instances), self.chips,
                                       strict=True):
-            with _seeded(derive_seed(self._forward_seed, Purpose.FORWARD, k,
+            with global_rng_seeded(derive_seed(self._forward_seed, Purpose.FORWARD, k,
                                      self._forward_calls)):
                 outputs.append(instance(block))
         return torch.cat(outputs)
@@ -313,7 +304,7 @@ def sample_devices(
         a PCM card.
     """
     model = _noise_model(chip)
-    with _seeded(seed):
+    with global_rng_seeded(seed):
         programmed = model.apply_programming_noise_to_conductance(g_target.clone())
         coefficients = model.generate_drift_coefficients(g_target.clone())
         samples = {"programmed": programmed}

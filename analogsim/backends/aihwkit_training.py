@@ -7,7 +7,7 @@ the weights are trained *in memory*: every layer sits on an aihwkit tile of puls
 :class:`aihwkit.optim.AnalogSGD` writes each update as stochastic pulse trains, one rank-1
 update per sample, into devices with finite, noisy, state-dependent steps.
 
-A device card (:mod:`analogsim.chip`) describes a device for one-shot programming and has no
+A device card (:mod:`analogsim.cards`) describes a device for one-shot programming and has no
 field for a training preset, so the preset is named by the caller: ``preset="ReRamSBPreset"``
 or any other pulsed training preset of ``aihwkit.simulator.presets``
 (:func:`list_training_presets`). The preset brings its own device, update and periphery
@@ -36,9 +36,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analogsim.errors import AnalogsimError, ConversionError, ShapeError
-from analogsim.layers import AnalogLayer
-from analogsim.seeding import Purpose, derive_seed, make_generator
+from analogsim.errors import ConversionError, MissingExtraError, ShapeError, UsageError
+from analogsim.seeding import Purpose, derive_seed, global_rng_seeded, make_generator
+from analogsim.tiles import AnalogLayer
 
 try:
     import aihwkit.simulator.presets as aihwkit_presets
@@ -51,9 +51,9 @@ try:
         UnitCellRPUConfig,
     )
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "in-memory training needs aihwkit 1.2.0; `make aihwkit` builds and installs it "
-        "(see README.md, section aihwkit)"
+    raise MissingExtraError(
+        f"in-memory training needs aihwkit 1.2.0, which cannot be imported ({error}); "
+        "`make aihwkit` builds and installs it (`make test` installs every extra)"
     ) from error
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ class AihwkitPresetError(ConversionError):
     """A preset name that is not a pulsed training preset of ``aihwkit.simulator.presets``."""
 
 
-class InMemoryTrainingError(AnalogsimError):
-    """An in-memory training request with a bad argument, or a run that diverged."""
+class InMemoryTrainingError(UsageError):
+    """An in-memory training request with a bad argument, or a run that diverged (a learning
+    rate too large for the preset)."""
 
 
 def _is_training_preset(obj: object) -> bool:
@@ -287,8 +288,7 @@ def train_in_memory(
     log.info("in-memory training on aihwkit %s: %d epochs, batch %d, learning rate %g (%s)",
              preset, epochs, batch_size, learning_rate, lr_schedule)
     losses: list[float] = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, Purpose.TRAINING, 1))
+    with global_rng_seeded(derive_seed(seed, Purpose.TRAINING, 1)):
         analog = _convert(model, preset)
         optimizer = AnalogSGD(analog.parameters(), lr=learning_rate)
         optimizer.regroup_param_groups(analog)  # one group per tile, as aihwkit's examples do

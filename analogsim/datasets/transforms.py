@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from analogsim.errors import ShapeError
+from analogsim.errors import ShapeError, UsageError
 
 __all__ = ["Normalization", "batches", "random_crop", "random_flip"]
 
@@ -32,12 +32,12 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError(
+            raise UsageError(
                 f"Normalization needs one mean and one std per channel; got {len(self.mean)} "
                 f"means and {len(self.std)} stds"
             )
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"Normalization std must be > 0 in every channel; got {self.std}")
+            raise UsageError(f"Normalization std must be > 0 in every channel; got {self.std}")
 
     @property
     def black(self) -> tuple[float, ...]:
@@ -96,7 +96,7 @@ def random_crop(
     """
     _check_images(images, "random_crop")
     if padding < 0:
-        raise ValueError(f"random_crop padding must be ≥ 0; got {padding}")
+        raise UsageError(f"random_crop padding must be ≥ 0; got {padding!r}")
     n, c, h, w = images.shape
     device = images.device
     fill_values = torch.as_tensor(fill, dtype=images.dtype, device=device).reshape(-1, 1, 1)
@@ -136,7 +136,7 @@ def random_flip(
     """
     _check_images(images, "random_flip")
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"random_flip p must be in [0, 1]; got {p}")
+        raise UsageError(f"random_flip p must be in [0, 1]; got {p!r}")
     draws = torch.rand(images.shape[0], generator=generator, device=generator.device)
     flip = (draws < p).to(images.device).view(-1, 1, 1, 1)
     return torch.where(flip, images.flip(-1), images)
@@ -173,11 +173,12 @@ def batches(
     if y.shape[0] != n:
         raise ShapeError(f"batches needs as many labels as inputs; got {n} inputs, {y.shape[0]}")
     if batch_size < 1:
-        raise ValueError(f"batches batch_size must be ≥ 1; got {batch_size}")
+        raise UsageError(f"batches batch_size must be ≥ 1; got {batch_size!r}")
     order = None
     if shuffle:
         if generator is None:
-            raise ValueError("batches with shuffle=True needs a torch.Generator (generator=...)")
+            raise UsageError("batches with shuffle=True needs a torch.Generator (generator=...); "
+                             "got generator=None")
         order = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
     stop_at = n - n % batch_size if drop_last else n
     for start in range(0, stop_at, batch_size):

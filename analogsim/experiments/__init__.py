@@ -7,4 +7,10 @@ runner trains and evaluates what it declares and writes every point to one HDF5 
 - :mod:`.spec` — the spec format and its validation.
 - :mod:`.methods_comparison` — kind ``methods``: train a model with several methods and
   seeds, then evaluate each under a Gaussian weight attack and on a simulated chip.
+- :mod:`.demo` — the demo (``analogsim demo``): a digits MLP on drifting PCM chips.
+- :mod:`.readback` — a model on conductances read back from a chip
+  (``analogsim evaluate-readback``).
+
+The engine and :mod:`analogsim.results` are the only writers of results files; training
+reports its epochs to the engine through a callback (:mod:`.trained_models`).
 """

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analogsim.chip import Chip, load_chip
+from analogsim.cards import Chip, load_chip
 from analogsim.conversion import ChipSpec, analog_layers
 from analogsim.errors import CardError, SpecError
 from analogsim.evaluation import evaluate

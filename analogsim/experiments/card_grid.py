@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from analogsim.chip import Chip, load_chip
+from analogsim.cards import Chip, load_chip
 from analogsim.errors import CardError, SpecError
 
 AxisMode = Literal["set", "scale"]

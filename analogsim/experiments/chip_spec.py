@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from analogsim import models
-from analogsim.chip import Chip, load_chip
-from analogsim.errors import CardError, SpecError
+from analogsim.cards import Chip, load_chip
+from analogsim.errors import CardError, SpecError, UsageError
 from analogsim.experiments.card_grid import CardAxis, check_axes
 from analogsim.experiments.spec_fields import (
     ModelSetup,
@@ -163,13 +163,12 @@ def parse_sweep_spec(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     seed = sweep.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SpecError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+    axes = card_axes(sweep.get("axes", []), f"{where}.axes")
+    times_s = number_list(sweep.get("times_s", [0.0]), f"{where}.times_s")
+    instances = positive_int(sweep.get("instances", 8), f"{where}.instances")
     try:
-        plan = SweepPlan(
-            axes=card_axes(sweep.get("axes", []), f"{where}.axes"),
-            times_s=number_list(sweep.get("times_s", [0.0]), f"{where}.times_s"),
-            instances=positive_int(sweep.get("instances", 8), f"{where}.instances"),
-            seed=seed)
-    except ValueError as error:
+        plan = SweepPlan(axes=axes, times_s=times_s, instances=instances, seed=seed)
+    except UsageError as error:
         raise SpecError(f"{where}: {error}") from None
     setup, chip = model_setup(data, source, one_model=True), chip_setup(data, source)
     untrained = models.create(setup.model, **setup.model_options)

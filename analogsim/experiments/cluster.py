@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from analogsim.allocator import keep_freed_memory
-from analogsim.errors import AnalogsimError
+from analogsim.errors import MissingExtraError, UsageError
 from analogsim.experiments.sweep import PointResult, SweepJob
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ QUIET_WORKERS = {
 }
 
 
-class ClusterError(AnalogsimError):
+class ClusterError(UsageError):
     """A cluster address that cannot be used."""
 
 
@@ -65,13 +65,15 @@ def cluster_client(address: str) -> Iterator[Any]:
 
     Raises:
         ClusterError: an address of another form, or a scheduler that does not answer.
+        MissingExtraError: Dask distributed (the ``cluster`` extra) is not installed.
     """
     try:
         import dask
         from distributed import Client, LocalCluster
-    except ImportError:
-        raise ClusterError("--cluster needs Dask distributed: pip install "
-                           "'analogsim[cluster]'") from None
+    except ImportError as error:
+        raise MissingExtraError(f"--cluster needs Dask distributed, which cannot be imported "
+                                f"({error}); `make test` installs it with every other extra "
+                                "(or: pip install 'analogsim[cluster]')") from None
     # Dask logs every scheduler event at INFO on its own handler: follow our verbosity instead
     logging.getLogger("distributed").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     local = _LOCAL.fullmatch(address)

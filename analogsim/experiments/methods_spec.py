@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analogsim.chip import load_chip
+from analogsim.cards import load_chip
 from analogsim.errors import SpecError
 from analogsim.experiments.spec_fields import (
     ModelSetup,

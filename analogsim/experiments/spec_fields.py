@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from analogsim import datasets, models
-from analogsim.errors import SpecError
+from analogsim.errors import MissingSpecFileError, SpecError, require_file
 from analogsim.train import TrainingConfig
 
 
@@ -163,8 +163,7 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
 def read_toml(path: str | Path) -> tuple[str, dict[str, Any]]:
     """The text of a spec file and its parsed TOML."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist")
+    require_file(path, "spec file", SpecError, MissingSpecFileError)
     text = path.read_text(encoding="utf-8")
     try:
         return text, tomllib.loads(text)

@@ -18,13 +18,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analogsim.chip import Chip, load_chip
-from analogsim.coding import CodingCost
+from analogsim.cards import Chip, load_chip
 from analogsim.conversion import ChipSpec, analog_layers, convert
+from analogsim.errors import UsageError
 from analogsim.evaluation import evaluate
 from analogsim.experiments.card_grid import CardAxis, check_axes, grid_points, layer_chips
 from analogsim.experiments.interruption import check_stop
 from analogsim.programming import coding_cost, drift, program
+from analogsim.tiles.coding import CodingCost
 
 PointCallback = Callable[[tuple[int, ...], np.ndarray, CodingCost], None]
 
@@ -47,10 +48,10 @@ class SweepPlan:
 
     def __post_init__(self) -> None:
         if not self.times_s or any(not t >= 0 for t in self.times_s):
-            raise ValueError(f"times_s must be a non-empty list of times ≥ 0 s, got "
+            raise UsageError(f"times_s must be a non-empty list of times ≥ 0 s, got "
                              f"{list(self.times_s)}")
         if self.instances < 1:
-            raise ValueError(f"instances must be ≥ 1, got {self.instances}")
+            raise UsageError(f"instances must be ≥ 1, got {self.instances!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -1,26 +1,31 @@
 """The models an experiment measures: trained from the spec's seed, or loaded from a file.
 
 A training writes its per-epoch history to ``/runs/train_<label>_seed<k>`` of the results
-file and a checkpoint beside it after every epoch, so an interrupted run resumes where it
-stopped instead of starting over.
+file (the trainer reports each epoch to :func:`trained_model`, which writes it) and a checkpoint
+beside it after every epoch, so an interrupted run resumes where it stopped instead of starting
+over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from analogsim import datasets, models
 from analogsim.conversion import convert, to_digital
 from analogsim.errors import SpecError
 from analogsim.experiments.spec_fields import ModelSetup
-from analogsim.results import ResultsWriter
+from analogsim.results import ResultsWriter, Run
+from analogsim.seeding import global_rng_seeded
 from analogsim.tensor_files import load_tensor_file
 from analogsim.train import Method, Standard, TrainingConfig, fit
-from analogsim.train.trainer import TrainingHistory, create_history_run
+from analogsim.train.trainer import HISTORY_FIELDS, EpochMetrics, TrainingHistory
+
+HISTORY_UNITS = {"loss": "nats", "train_accuracy": "fraction", "test_accuracy": "fraction",
+                 "gradient_norm": "", "seconds": "s"}
 
 
 def load_data(setup: ModelSetup) -> datasets.DataSplit:
@@ -41,6 +46,24 @@ def _load_weights(model: nn.Module, path: str) -> None:
                         f"({lines[-1] if lines else type(error).__name__})") from None
 
 
+def _history_run(writer: ResultsWriter, name: str, config: TrainingConfig,
+                 method: Method) -> Run:
+    """The run of a training's per-epoch history: axis ``epoch``, the metrics of
+    :class:`~analogsim.train.trainer.EpochMetrics`, the config and method as attributes."""
+    return writer.create_run(
+        name, axes={"epoch": range(config.epochs)}, metrics=HISTORY_FIELDS, units=HISTORY_UNITS,
+        attrs={**{k: str(v) for k, v in asdict(config).items()}, **{
+            k: str(v) for k, v in method.describe().items()}}, point_axes=1,
+    )
+
+
+def _write_epoch(run: Run) -> Callable[[EpochMetrics], None]:
+    """The trainer's ``on_epoch`` callback that writes (and flushes) each epoch to ``run``."""
+    def write(metrics: EpochMetrics) -> None:
+        run.write_point((metrics.epoch,), **metrics.values())
+    return write
+
+
 def trained_model(
     setup: ModelSetup,
     seed: int,
@@ -59,8 +82,9 @@ def trained_model(
 
     Args:
         setup: data, model and training of the spec.
-        seed: the training seed: the weight initialisation (torch's global generator, which
-            the runner owns), shuffling and the method's noise.
+        seed: the training seed: the weight initialisation (torch's global generator,
+            seeded with it inside :func:`~analogsim.seeding.global_rng_seeded`, so the
+            caller's generator state is left as it was), shuffling and the method's noise.
         data: the data set (from :func:`load_data`).
         writer: the results file, for the training history.
         checkpoints: folder of the training checkpoints.
@@ -75,24 +99,25 @@ def trained_model(
     Returns:
         The model in eval mode, and its history (None when loaded from a file).
     """
-    torch.manual_seed(seed)
-    model = models.create(setup.model, **setup.model_options)
-    if setup.checkpoint is not None:
-        _load_weights(model, setup.checkpoint)
+    with global_rng_seeded(seed):
+        model = models.create(setup.model, **setup.model_options)
+        if setup.checkpoint is not None:
+            _load_weights(model, setup.checkpoint)
+            if prepare is not None:
+                prepare(model)
+            return model.eval(), None
+        if setup.training is None:
+            raise SpecError("the spec gives neither [training] nor model.checkpoint")
+        if train_chip is not None:
+            model = convert(model, train_chip)
         if prepare is not None:
             prepare(model)
-        return model.eval(), None
-    if setup.training is None:
-        raise SpecError("the spec gives neither [training] nor model.checkpoint")
-    if train_chip is not None:
-        model = convert(model, train_chip)
-    if prepare is not None:
-        prepare(model)
-    config = TrainingConfig(**{**setup.training.__dict__, "seed": seed})
-    method = method or Standard()
-    name = f"train_{label}_seed{seed}"
-    run = create_history_run(writer, name, config, method) if record_history else None
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    history = fit(model, data, method, config, run=run, checkpoint=checkpoints / f"{name}.pt",
-                  progress=progress)
-    return (to_digital(model) if train_chip is not None else model).eval(), history
+        config = TrainingConfig(**{**setup.training.__dict__, "seed": seed})
+        method = method or Standard()
+        name = f"train_{label}_seed{seed}"
+        on_epoch = (_write_epoch(_history_run(writer, name, config, method))
+                    if record_history else None)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        history = fit(model, data, method, config, on_epoch=on_epoch,
+                      checkpoint=checkpoints / f"{name}.pt", progress=progress)
+        return (to_digital(model) if train_chip is not None else model).eval(), history

@@ -55,7 +55,7 @@ from analogsim.profiling import (
     set_repetitions,
     uniform_repetitions,
 )
-from analogsim.profiling.activation_noise import NoiseLaw
+from analogsim.profiling.noise_laws import NoiseLaw
 from analogsim.results import ResultsWriter, Run, spec_fingerprint
 from analogsim.seeding import Purpose, derive_seed
 

@@ -56,8 +56,8 @@ from analogsim.experiments.spec_fields import (
     positive_int,
     table,
 )
-from analogsim.profiling.activation_noise import GRAD_MODES
-from analogsim.profiling.midpoint import X_SPACES
+from analogsim.profiling.logistic import X_SPACES
+from analogsim.profiling.noise_operator import GRAD_MODES
 
 LAWS = ("additive", "multiplicative", "mixed")
 GLOBAL_MIDPOINT = "global_midpoint"

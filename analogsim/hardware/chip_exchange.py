@@ -2,7 +2,11 @@
 
 A chip is anything that can program target conductances and read them back at a time t
 (:class:`ChipInterface`). :class:`SimulatedChip` does it with analogsim's device physics;
-a lab does it with its own array, exchanging two HDF5 files with analogsim:
+a lab does it with its own array, exchanging two HDF5 files with analogsim. They are exchange
+files for the lab, not results files: this module writes them (and reads them back); results
+of an evaluation on read-back conductances are written by the experiment engine
+(:mod:`analogsim.experiments.readback`, ``analogsim evaluate-readback``) through
+:mod:`analogsim.results`.
 
 ``targets.h5`` (written by :func:`export_targets`, ``analogsim export-targets``)::
 
@@ -42,13 +46,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from analogsim import device_model
-from analogsim.chip import Chip, chip_from_toml
+from analogsim.cards import Chip, chip_from_toml
 from analogsim.conversion import analog_layers, convert
-from analogsim.errors import DataError
+from analogsim.errors import DataError, MissingDataFileError, require_file
 from analogsim.evaluation import evaluate
 from analogsim.programming import program
 from analogsim.seeding import Purpose, make_generator, time_key
+from analogsim.tiles import device_model
 
 TARGETS_FORMAT = "analogsim-targets"
 READBACK_FORMAT = "analogsim-readback"
@@ -135,8 +139,8 @@ def export_targets(model: nn.Module, chip: Chip, path: str | Path, *,
                                 "roles": ["plus", "minus"] if pair == "differential"
                                 else ["single"], "coded": int(tile.coded)})
             group["g_target_uS"] = tile.g_target.double().numpy()
-            group["tile_of_row"] = tile.tile_of_row().numpy()
-            group["tile_of_output"] = tile.tile_of_output().numpy()
+            group["tile_of_row"] = tile.layout.tile_of_row().numpy()
+            group["tile_of_output"] = tile.layout.tile_of_output().numpy()
             if tile.coded:
                 group["coding_sign"] = tile.coding_sign.to(torch.int8).numpy()
                 group["coding_large"] = tile.coding_large.numpy()
@@ -220,8 +224,7 @@ def evaluate_readback(model: nn.Module, chip: Chip, readback_path: str | Path,
 
 def _open(path: str | Path, expected: str) -> h5py.File:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
+    require_file(path, f"{expected} file", DataError, MissingDataFileError)
     try:
         handle = h5py.File(path, "r")
     except OSError as error:

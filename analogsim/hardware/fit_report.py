@@ -16,8 +16,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
-from analogsim.chip import PcmPowerLawDrift, PolynomialProgrammingNoise
-from analogsim.hardware.device_fit import Bins, ClippedLine, DeviceFit
+from analogsim.cards import PcmPowerLawDrift, PolynomialProgrammingNoise
+from analogsim.hardware.fit_results import Bins, ClippedLine, DeviceFit, DriftFit, ReadNoiseFit
 from analogsim.physics import pcm
 from analogsim.report.layout import panel_grid, save
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
@@ -113,9 +113,8 @@ def _law_panel(axes: Axes, bins: Bins, line: ClippedLine, base: np.ndarray | Non
     axes.legend(fontsize="small")
 
 
-def _plot_drift(fit: DeviceFit, path: Path) -> Path:
-    m, d = fit.measurements, fit.drift
-    assert d is not None
+def _plot_drift(fit: DeviceFit, d: DriftFit, path: Path) -> Path:
+    m = fit.measurements
     g_max = fit.chip.conductance.g_max_uS
     figure, (examples, means, spreads, residual) = panel_grid(4, 2, (4.8, 3.4), sharex=False,
                                                              sharey=False)
@@ -152,9 +151,7 @@ def _plot_drift(fit: DeviceFit, path: Path) -> Path:
     return save(figure, path)
 
 
-def _plot_read_noise(fit: DeviceFit, path: Path) -> Path:
-    r = fit.read_noise
-    assert r is not None
+def _plot_read_noise(fit: DeviceFit, r: ReadNoiseFit, path: Path) -> Path:
     figure, (data, residual) = panel_grid(2, 2, (4.8, 3.6), sharex=False, sharey=False)
     for time in np.unique(r.time_s):
         at = r.time_s == time
@@ -210,14 +207,15 @@ def write_fit_report(fit: DeviceFit, out_dir: str | Path) -> Path:
             paragraph(f"ν per device from the slope of ln g against ln((t0 + time_s)/t0), "
                       f"t0 = {fit.drift.t0_s:g} s; bins of ln(g_T/g_max) give μ_ν and σ_ν, each "
                       "fitted to clip(slope · ln g_rel + offset, min, max)."),
-            figure_html(_plot_drift(fit, out_dir / "drift.png"), "drift"),
+            figure_html(_plot_drift(fit, fit.drift, out_dir / "drift.png"), "drift"),
         ]
     if fit.read_noise is not None:
         sections += [
             heading("read_noise", "Read noise"),
             paragraph("Std of repeated reads at each time, relative to the conductance, fitted "
                       "to Q_s(g_prog) · √ln((t + t_read)/(2 t_read)), t = t0 + time_s."),
-            figure_html(_plot_read_noise(fit, out_dir / "read_noise.png"), "read noise"),
+            figure_html(_plot_read_noise(fit, fit.read_noise, out_dir / "read_noise.png"),
+                        "read noise"),
         ]
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in fit.notes)
     page = f"""<!DOCTYPE html>

@@ -1,4 +1,7 @@
-"""Measurement files for fitting a device card: the layout, reading, writing and simulating them.
+"""Measurement files for fitting a device card: the layout, and reading them.
+
+Writing them is :mod:`.measurement_writer`; drawing them from a card,
+:mod:`.simulated_measurements`.
 
 Layout
 ------
@@ -55,12 +58,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
-from analogsim.chip import Chip, load_chip
-from analogsim.device_model import age_devices, program_devices
-from analogsim.errors import DataError
-from analogsim.seeding import Purpose, make_generator, time_key
+from analogsim.errors import DataError, MissingDataFileError, require_file
 
 #: Every column of the layout and its unit.
 COLUMNS = {"device": "", "target_uS": "µS", "programmed_uS": "µS", "time_s": "s",
@@ -117,8 +116,7 @@ def load_measurements(path: str | Path) -> Measurements:
             file, the column and row, and how to fix it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such measurement file")
+    require_file(path, "measurement file", DataError, MissingDataFileError)
     if path.suffix.lower() == ".csv":
         columns, where = _read_csv(path)
     elif path.suffix.lower() in (".h5", ".hdf5"):
@@ -300,114 +298,3 @@ def _build(columns: dict[str, np.ndarray], source: str,
         programmed_uS=values["programmed_uS"][first[order]], read_device=rank[index][reads],
         time_s=values["time_s"][reads] if has_reads else np.empty(0),
         conductance_uS=values["conductance_uS"][reads] if has_reads else np.empty(0))
-
-
-# ------------------------------------------------------------------------------------ writing
-
-
-def _long_rows(m: Measurements) -> dict[str, np.ndarray]:
-    """The long-format columns of ``m``: its reads, plus one row for each device without any."""
-    without = np.setdiff1d(np.arange(m.devices), m.read_device)
-    device = np.concatenate([m.read_device, without])
-    order = np.argsort(device, kind="stable")
-    columns = {"device": m.device[device], "target_uS": m.target_uS[device],
-               "programmed_uS": m.programmed_uS[device]}
-    if m.has_reads:
-        columns["time_s"] = np.concatenate([m.time_s, np.full(len(without), np.nan)])
-        columns["conductance_uS"] = np.concatenate([m.conductance_uS,
-                                                    np.full(len(without), np.nan)])
-    return {name: values[order] for name, values in columns.items()}
-
-
-def write_measurements(m: Measurements, path: str | Path, *, note: str = "",
-                       digits: int = 6) -> Path:
-    """Write measurements in the layout :func:`load_measurements` reads (CSV or HDF5 by suffix).
-
-    Args:
-        note: text written as ``#`` comment lines at the top of a CSV file, or as the ``note``
-            attribute of an HDF5 file.
-        digits: significant digits of the conductances and times written (HDF5 stores them as
-            float32, about 7 digits).
-    """
-    path = Path(path)
-    columns = _long_rows(m)
-    if path.suffix.lower() == ".csv":
-        lines = [f"# {line}" for line in note.splitlines()] + [",".join(columns)]
-        cells = [columns["device"].astype(str)] + [
-            np.where(np.isnan(v), "", np.char.mod(f"%.{digits}g", v))
-            for name, v in columns.items() if name != "device"]
-        lines += [",".join(row) for row in zip(*cells, strict=True)]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    elif path.suffix.lower() in (".h5", ".hdf5"):
-        with h5py.File(path, "w") as file:
-            if note:
-                file.attrs["note"] = note
-            ids = columns["device"]
-            numeric = all(i.lstrip("-").isdigit() for i in ids)
-            file.create_dataset("device", data=ids.astype(np.int64) if numeric
-                                else ids.astype(h5py.string_dtype()), compression="gzip",
-                                shuffle=True)
-            for name, values in columns.items():
-                if name != "device":
-                    rounded = np.array([float(f"{v:.{digits}g}") for v in values])
-                    dataset = file.create_dataset(name, data=rounded.astype(np.float32),
-                                                  compression="gzip", shuffle=True)
-                    dataset.attrs["units"] = "uS" if name.endswith("_uS") else "s"
-    else:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; write .csv, .h5 or .hdf5")
-    return path
-
-
-# ---------------------------------------------------------------------------------- simulating
-
-
-def simulate_measurements(card: str | Path | Chip, *, devices: int,
-                          times_s: Sequence[float] = (), repeats: int = 1, seed: int = 0,
-                          targets_uS: np.ndarray | None = None) -> Measurements:
-    """Measurements a simulated chip gives: what a measurement campaign on the card's devices
-    would record, drawn with :func:`~analogsim.device_model.program_devices` and
-    :func:`~analogsim.device_model.age_devices`.
-
-    Each device is programmed once; ``programmed_uS`` is its read at t_inference = 0 (the first
-    read, at t0: drift none, read noise at t0 included), and each later read at ``t`` is an
-    independent ``age_devices(t)`` (drift from the programmed state plus a fresh draw of the
-    accumulated read noise), ``repeats`` times per time.
-
-    Args:
-        card: a card name, path or :class:`~analogsim.chip.Chip`.
-        devices: number of devices.
-        times_s: times of the later reads, s after the first read.
-        repeats: reads per device at each time.
-        seed: every draw derives from it (targets, programming, each read).
-        targets_uS: target conductances (µS, one per device); default uniform in
-            [g_min, g_max] of the card.
-
-    Returns:
-        Measurements whose targets are the card's target conductances (on its levels, if it has
-        any), devices numbered 0…devices−1.
-    """
-    chip = load_chip(card)
-    cond = chip.conductance
-    span = cond.g_max_uS - cond.g_min_uS
-    if targets_uS is None:
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(Purpose.PROGRAM,)))
-        targets_uS = rng.uniform(cond.g_min_uS, cond.g_max_uS, devices)
-    fraction = (np.asarray(targets_uS, dtype=np.float64) - cond.g_min_uS) / span
-    w = fraction if cond.pair == "differential" else 2 * fraction - 1  # device 0 holds g_T
-    programmed = program_devices(chip, torch.tensor(w, dtype=torch.float32)[None, :],
-                                 [make_generator(seed, Purpose.PROGRAM, 0)])
-
-    def read(t: float, repeat: int) -> np.ndarray:
-        generator = make_generator(seed, Purpose.DRIFT, time_key(t), repeat)
-        return age_devices(chip, programmed, t, [generator])[0, 0, 0].double().numpy()
-
-    first = read(0.0, 0)
-    reads = [(t, read(float(t), r)) for t in times_s for r in range(1, repeats + 1)]
-    count = len(reads)
-    return Measurements(
-        source=f"simulated from card {chip.name!r}, seed {seed}",
-        device=np.arange(devices).astype(str),
-        target_uS=programmed.g_target[0, 0].double().numpy(), programmed_uS=first,
-        read_device=np.tile(np.arange(devices), count),
-        time_s=np.repeat([float(t) for t, _ in reads], devices),
-        conductance_uS=np.concatenate([g for _, g in reads]) if reads else np.empty(0))

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from analogsim import models
-from analogsim.chip import Chip, chip_from_toml
-from analogsim.errors import DataError
+from analogsim.cards import Chip, chip_from_toml
+from analogsim.errors import DataError, MissingDataFileError, require_file
 from analogsim.tensor_files import load_tensor_file
 
 MODEL_FORMAT = "analogsim-model"
@@ -54,8 +54,7 @@ def load_model_file(path: str | Path) -> ModelFile:
         DataError: missing, unreadable, or not an analogsim model file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"model file {str(path)!r} does not exist")
+    require_file(path, "model file", DataError, MissingDataFileError)
     content = load_tensor_file(path, str(path), "a model file written by save_model_file",
                                DataError)
     if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from analogsim.errors import ShapeError
+
 Generators = torch.Generator | Sequence[torch.Generator]
 
 
@@ -19,8 +21,9 @@ def _fill(tensor: torch.Tensor, generators: Generators, fill: str, *args: float)
     if isinstance(generators, torch.Generator):
         return getattr(tensor, fill)(*args, generator=generators)
     if tensor.shape[0] % len(generators):
-        raise ValueError(f"a leading dimension of {tensor.shape[0]} cannot be split into "
-                         f"{len(generators)} instance blocks")
+        raise ShapeError(f"a tensor drawn with {len(generators)} generators needs a leading "
+                         f"dimension divisible by {len(generators)} (one block per instance); "
+                         f"got shape {tuple(tensor.shape)}")
     for block, generator in zip(tensor.chunk(len(generators)), generators, strict=True):
         getattr(block, fill)(*args, generator=generator)
     return tensor

@@ -1,8 +1,8 @@
 """Guided multi-execution: repetitions per noise operator from walking-noise midpoints (S2 §8).
 
 Executing noise operator i n_i times on the same activation and averaging the results cuts its
-noise std by 1/√n_i (METHODS.md §12; :class:`~analogsim.profiling.activation_noise.NoiseOperator`
-does the averaging, :func:`~analogsim.profiling.activation_noise.set_repetitions` applies a
+noise std by 1/√n_i (METHODS.md §12; :class:`~analogsim.profiling.noise_operator.NoiseOperator`
+does the averaging, :func:`~analogsim.profiling.noise_operator.set_repetitions` applies a
 list). The baseline spends the budget n_t = 2·L uniformly over the L operators; the guided
 allocation gives more repetitions to the layers that walking noise found most sensitive (small
 midpoint μ_i):

@@ -20,126 +20,24 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
-from scipy.optimize import brentq, curve_fit
-from scipy.special import expit
+from scipy.optimize import curve_fit
 
 from analogsim.errors import ShapeError, SpecError
+from analogsim.profiling.logistic import (
+    X_SPACES,
+    LogisticComponent,
+    MidpointFit,
+    XSpace,
+    half_way,
+    stacked_logistic,
+)
 
 logger = logging.getLogger(__name__)
 
-XSpace = Literal["linear", "log10"]
-X_SPACES: tuple[XSpace, ...] = ("linear", "log10")
-
 #: Initial slope s of a fit in log10 σ, in decades [INFERRED; METHODS.md gives s = μ/4 for σ].
 _LOG10_INITIAL_SLOPE = 0.25
-
-
-def logistic(
-    sigma: np.ndarray | float, mu: float, s: float, delta_a: float, a_min: float
-) -> np.ndarray:
-    """S2 Eq. 1: F(σ) = 2·δa / (1 + exp((σ − μ)/s)) + a_min.
-
-    Args:
-        sigma: noise levels σ (any shape), in the unit of μ and s.
-        mu: midpoint μ, where F = a_min + δa.
-        s: slope scale, > 0, in the unit of σ.
-        delta_a: half the drop, (a_max − a_min)/2, as a fraction.
-        a_min: accuracy at large σ, as a fraction.
-
-    Returns:
-        F(σ), accuracy as a fraction, the shape of ``sigma``.
-    """
-    with np.errstate(over="ignore"):  # exp saturates to 0 or 1 far from μ, as intended
-        return 2.0 * delta_a * expit(-(np.asarray(sigma, dtype=float) - mu) / s) + a_min
-
-
-def _stacked(x: np.ndarray, theta: np.ndarray, components: int) -> np.ndarray:
-    """a_min + Σ_j 2·δa_j / (1 + exp((x − μ_j)/s_j)); θ = (μ_1, s_1, δa_1, …, a_min)."""
-    total = np.full(np.shape(x), theta[3 * components], dtype=float)
-    for j in range(components):
-        mu, s, delta_a = theta[3 * j : 3 * j + 3]
-        total += logistic(x, mu, s, delta_a, 0.0)
-    return total
-
-
-@dataclass(frozen=True)
-class LogisticComponent:
-    """One logistic term 2·δa / (1 + exp((σ − μ)/s)) of a fit, with 1-σ errors.
-
-    Attributes:
-        mu: its midpoint, in σ units (for a log10 fit, 10 to the fitted log10 μ).
-        mu_error: error of ``mu``, in σ units (propagated from log10 for a log10 fit).
-        s: slope scale in the fit's x space: σ units, or decades for a log10 fit.
-        s_error: error of ``s``, same unit.
-        delta_a: half its drop in accuracy, as a fraction.
-        delta_a_error: error of ``delta_a``.
-    """
-
-    mu: float
-    mu_error: float
-    s: float
-    s_error: float
-    delta_a: float
-    delta_a_error: float
-
-
-@dataclass(frozen=True)
-class MidpointFit:
-    """Result of :func:`fit_midpoint`. Errors are 1-σ, from the fit covariance.
-
-    Attributes:
-        mu: midpoint noise level μ in σ units: where the fitted curve is half way between
-            a_max and a_min. For one component this is the fitted μ; for two, the half-way point
-            of their sum, with its error from the implicit-function (delta) method.
-        mu_error: error of ``mu`` (σ units; √Cov[μ, μ] for a linear one-component fit).
-        s: the slope scale (σ units, or decades for a log10 fit); None for two components,
-            whose slopes are in ``components``.
-        s_error: error of ``s``; None for two components.
-        delta_a: (a_max − a_min)/2, summed over components, as a fraction.
-        delta_a_error: error of ``delta_a``.
-        a_min: accuracy at large noise, as a fraction.
-        a_min_error: error of ``a_min``; 0 when it was fixed.
-        falls_to_chance: whether a_min is within ``chance_tolerance`` of 1/K. When False, S2
-            (§5, Fig. 3) reports a_min rather than μ as the robustness of the layer.
-        chance: 1/K.
-        chi2: Σ ((F − y)/Δy)² at the optimum, with the floored Δy.
-        dof: degrees of freedom, the number of σ points minus free parameters.
-        x_space: ``"linear"`` (fit in σ) or ``"log10"`` (fit in log10 σ).
-        fix_amin: whether a_min was fixed at 1/K.
-        components: the logistic terms, by increasing μ.
-        parameters: θ = (μ_1, s_1, δa_1, …, a_min) in the fit's x space.
-        covariance: Cov(θ), zero in the a_min row and column when a_min was fixed.
-    """
-
-    mu: float
-    mu_error: float
-    s: float | None
-    s_error: float | None
-    delta_a: float
-    delta_a_error: float
-    a_min: float
-    a_min_error: float
-    falls_to_chance: bool
-    chance: float
-    chi2: float
-    dof: int
-    x_space: XSpace
-    fix_amin: bool
-    components: tuple[LogisticComponent, ...]
-    parameters: tuple[float, ...]
-    covariance: np.ndarray = field(repr=False, compare=False)
-
-    def curve(self, sigma: np.ndarray | float) -> np.ndarray:
-        """The fitted accuracy (fraction) at noise levels ``sigma`` (σ units, ≥ 0)."""
-        sigma = np.asarray(sigma, dtype=float)
-        if self.x_space == "log10":
-            with np.errstate(divide="ignore"):  # σ = 0 maps to −∞, where F = a_max
-                sigma = np.log10(sigma)
-        return _stacked(sigma, np.asarray(self.parameters), len(self.components))
 
 
 def _is_int(value: object) -> bool:
@@ -227,37 +125,6 @@ def _initial_guess(
     for index in indices:
         theta += [float(x[index]), slope(float(x[index])), drop / (2 * components)]
     return np.array([*theta, a_min])
-
-
-def _half_way(theta: np.ndarray, covariance: np.ndarray, components: int) -> tuple[float, float]:
-    """x½ where the curve is half way down, and its error, in the fit's x space.
-
-    x½ solves G(x, θ) = F(x; θ) − a_min − Σδa_j = 0; by the implicit-function theorem
-    dx½/dθ = −(∂G/∂θ)/(∂F/∂x), and Var x½ = J Cov Jᵀ (delta method).
-    """
-    if components == 1:
-        return float(theta[0]), math.sqrt(max(float(covariance[0, 0]), 0.0))
-    mus, slopes, drops = theta[0:-1:3], theta[1:-1:3], theta[2:-1:3]
-    if drops.sum() <= 0:
-        raise SpecError(
-            "The fitted curve has no drop (δa = 0 for both components), so it has no midpoint; "
-            "use components=1 or a wider σ range."
-        )
-    reach = 40 * slopes.max()
-    x_half = brentq(
-        lambda x: _stacked(np.array(x), theta, components) - theta[-1] - drops.sum(),
-        mus.min() - reach,
-        mus.max() + reach,
-    )
-    z = (x_half - mus) / slopes
-    g = expit(-z)
-    bell = 2 * drops * g * (1 - g) / slopes  # −∂F_j/∂x
-    d_g = np.zeros_like(theta)  # ∂G/∂θ
-    d_g[0:-1:3] = bell
-    d_g[1:-1:3] = bell * z
-    d_g[2:-1:3] = 2 * g - 1
-    jacobian = d_g / bell.sum()
-    return float(x_half), math.sqrt(max(float(jacobian @ covariance @ jacobian), 0.0))
 
 
 def _to_sigma_units(value: float, error: float, x_space: XSpace) -> tuple[float, float]:
@@ -371,7 +238,7 @@ def fit_midpoint(
         lower, upper, theta0 = lower[:-1], upper[:-1], theta0[:-1]
 
     def model(x: np.ndarray, *theta: float) -> np.ndarray:
-        return _stacked(x, np.array([*theta, chance] if fix_amin else theta), components)
+        return stacked_logistic(x, np.array([*theta, chance] if fix_amin else theta), components)
 
     try:
         fitted, fitted_cov = curve_fit(
@@ -403,11 +270,11 @@ def fit_midpoint(
                 delta_a_error=float(errors[3 * j + 2]),
             )
         )
-    x_half, x_half_error = _half_way(theta, covariance, components)
+    x_half, x_half_error = half_way(theta, covariance, components)
     mu, mu_error = _to_sigma_units(x_half, x_half_error, x_space)
     drop_index = np.arange(2, 3 * components, 3)
     delta_a_error = math.sqrt(max(float(covariance[np.ix_(drop_index, drop_index)].sum()), 0.0))
-    residual = (_stacked(x, theta, components) - y) / dy
+    residual = (stacked_logistic(x, theta, components) - y) / dy
     a_min = float(theta[-1])
 
     fit = MidpointFit(

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from analogsim.errors import ArgumentTypeError, UsageError
 from analogsim.train import perturbation
 from analogsim.train.perturbation import NoiseKind
 from analogsim.train.sam import SAM
@@ -87,7 +88,9 @@ class Method:
         """Called before the first step of every 0-indexed epoch."""
 
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
-        raise NotImplementedError
+        """One training step on the batch ``(x, y)``; every method overrides it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define step(); a training "
+                                  "method must override Method.step")
 
     def describe(self) -> dict[str, object]:
         """The method's settings, for the results file."""
@@ -224,7 +227,8 @@ class Sharpness(Method):
     def step(self, ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor) -> StepOutcome:
         optimizer = ctx.optimizer
         if not isinstance(optimizer, SAM):
-            raise TypeError("Sharpness needs the SAM optimiser of its make_optimizer")
+            raise ArgumentTypeError(f"Sharpness needs the SAM optimiser its make_optimizer builds; "
+                                    f"got a {type(optimizer).__name__}")
         if self._schedule.unit == "step":
             self._set_rho(ctx, self._schedule(ctx.step_index))
         if all(group["rho"] == 0 for group in optimizer.param_groups):
@@ -270,9 +274,11 @@ class RandomWeightPerturbation(Method):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise UsageError(f"The 'alpha' of RandomWeightPerturbation must be in [0, 1]; got "
+                             f"{self.alpha!r}.")
         if self.kind not in perturbation.NOISE_KINDS:
-            raise ValueError(f"kind must be one of {perturbation.NOISE_KINDS}, got {self.kind!r}")
+            raise UsageError(f"The 'kind' of RandomWeightPerturbation must be one of "
+                             f"{perturbation.NOISE_KINDS}; got {self.kind!r}.")
         self._schedule = as_schedule(self.sigma)
 
     def current_sigma(self, ctx: TrainingContext) -> float:

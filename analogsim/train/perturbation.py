@@ -21,8 +21,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from analogsim.errors import UsageError
 from analogsim.evaluation import evaluate
-from analogsim.layers import ANALOG_LAYERS, AnalogLinear, _AnalogConvNd
+from analogsim.tiles import ANALOG_LAYERS, AnalogLayer
 
 NoiseKind = Literal["absolute", "additive_maxabs", "multiplicative", "filterwise_norm"]
 NOISE_KINDS: tuple[str, ...] = ("absolute", "additive_maxabs", "multiplicative",
@@ -32,7 +33,7 @@ NOISE_KINDS: tuple[str, ...] = ("absolute", "additive_maxabs", "multiplicative",
 def perturbable_weights(model: nn.Module) -> list[nn.Parameter]:
     """The ``.weight`` of every Conv/Linear layer (digital or analog), each once, in order."""
     weights, seen = [], set()
-    layer_types = (*ANALOG_LAYERS, AnalogLinear, _AnalogConvNd)
+    layer_types = (*ANALOG_LAYERS, AnalogLayer)
     for module in model.modules():
         if isinstance(module, layer_types) and id(module.weight) not in seen:
             seen.add(id(module.weight))
@@ -57,7 +58,7 @@ def noise_std(weight: torch.Tensor, sigma: float, kind: NoiseKind) -> torch.Tens
             return sigma * float(magnitude.norm()) + 1e-16
         norms = magnitude.reshape(magnitude.shape[0], -1).norm(dim=1)
         return sigma * norms.reshape(-1, *([1] * (magnitude.dim() - 1)))
-    raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
+    raise UsageError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
 
 
 def draw_perturbations(

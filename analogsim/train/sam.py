@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from analogsim.errors import UsageError
+
 
 class SAM(torch.optim.Optimizer):
     """SAM / ASAM around a base optimiser.
@@ -45,9 +47,9 @@ class SAM(torch.optim.Optimizer):
         **kwargs: Any,
     ) -> None:
         if rho < 0:
-            raise ValueError(f"rho must be ≥ 0, got {rho}")
+            raise UsageError(f"The 'rho' of SAM must be ≥ 0; got {rho!r}.")
         if eta < 0:
-            raise ValueError(f"eta must be ≥ 0, got {eta}")
+            raise UsageError(f"The 'eta' of SAM must be ≥ 0; got {eta!r}.")
         named = [(n, p) for n, p in named_params if p.requires_grad]
         self._adaptive_ids = {id(p) for n, p in named if not weight_only or "weight" in n}
         defaults = dict(rho=rho, adaptive=adaptive, eta=eta, **kwargs)
@@ -99,7 +101,8 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
         """Both steps; ``closure`` must run a full forward/backward and return the loss."""
         if closure is None:
-            raise ValueError("SAM.step needs a closure that recomputes the loss and gradients")
+            raise UsageError("SAM.step needs a closure that recomputes the loss and gradients; "
+                             "got closure=None")
         self.first_step(zero_grad=True)
         with torch.enable_grad():
             closure()

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from analogsim.errors import UsageError
+
 Unit = Literal["epoch", "step"]
 
 
@@ -45,7 +47,8 @@ class Ramp:
 
     def __post_init__(self) -> None:
         if self.length < 1:
-            raise ValueError(f"a ramp needs length ≥ 1 {self.unit}, got {self.length}")
+            raise UsageError(f"The 'length' of a Ramp must be ≥ 1 {self.unit}; got "
+                             f"{self.length!r}.")
 
     def __call__(self, index: int) -> float:
         return self.start + (self.end - self.start) * min(1.0, index / self.length)
@@ -63,7 +66,8 @@ class Staircase:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise ValueError(f"a staircase needs every ≥ 1 {self.unit}, got {self.every}")
+            raise UsageError(f"The 'every' of a Staircase must be ≥ 1 {self.unit}; got "
+                             f"{self.every!r}.")
 
     def __call__(self, index: int) -> float:
         return min(self.maximum, self.start + self.increment * (index // self.every))

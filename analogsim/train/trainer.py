@@ -1,10 +1,11 @@
-"""One trainer for digital and converted models: epochs of a :class:`Method`, logged and
+"""One trainer for digital and converted models: epochs of a :class:`Method`, reported and
 checkpointed.
 
 Every epoch it records the mean training loss, training and test accuracy, the mean ‖∇L‖ of
 the gradient the updates used (the vanishing-gradient diagnostic of METHODS.md §7) and the wall
-time; to the HDF5 run when one is given, and to a checkpoint, so a killed training resumes
-from its last finished epoch with the same numbers.
+time (:class:`EpochMetrics`); it hands them to the caller's ``on_epoch`` callback (the
+experiment engine writes them to its results file) and to a checkpoint, so a killed training
+resumes from its last finished epoch with the same numbers. The trainer writes no results file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import os
 import re
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -24,15 +26,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from analogsim.datasets import DataSplit, batches, random_crop, random_flip
+from analogsim.errors import UsageError
 from analogsim.evaluation import evaluate
-from analogsim.results import Run
 from analogsim.seeding import Purpose, make_generator
 from analogsim.train.methods import Method, Standard, TrainingContext
 
 log = logging.getLogger(__name__)
-
-HISTORY_FIELDS = ("loss", "train_accuracy", "test_accuracy", "gradient_norm", "seconds")
-
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -60,21 +59,47 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, "
-                             f"{self.batch_size}")
+            raise UsageError(f"epochs and batch_size must be ≥ 1, got epochs={self.epochs!r}, "
+                             f"batch_size={self.batch_size!r}")
         if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+            raise UsageError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got "
+            raise UsageError(f"lr_schedule must be 'constant' or 'cosine', got "
                              f"{self.lr_schedule!r}")
         unknown = set(self.augment) - {"crop", "flip"}
         if unknown:
-            raise ValueError(f"augment takes 'crop' and 'flip', got {sorted(unknown)}")
+            raise UsageError(f"augment takes 'crop' and 'flip', got {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one finished epoch measured.
+
+    Attributes:
+        epoch: the epoch's index, from 0.
+        loss: mean training loss over the epoch's samples (cross-entropy, nats).
+        train_accuracy: fraction of training samples classified right during the epoch.
+        test_accuracy: fraction of the test split classified right after the epoch.
+        gradient_norm: mean ‖∇L‖ of the gradients the updates used (dimensionless).
+        seconds: wall time of the epoch, evaluation included (s).
+    """
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    gradient_norm: float
+    seconds: float
+
+    def values(self) -> dict[str, float]:
+        """The metrics by name (every attribute but ``epoch``)."""
+        return {name: getattr(self, name) for name in HISTORY_FIELDS}
 
 
 @dataclass
 class TrainingHistory:
-    """Per-epoch records (lists of floats, one entry per finished epoch)."""
+    """Per-epoch records (lists of floats, one entry per finished epoch; units as in
+    :class:`EpochMetrics`)."""
 
     loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
@@ -85,6 +110,19 @@ class TrainingHistory:
     @property
     def epochs(self) -> int:
         return len(self.loss)
+
+    def append(self, metrics: EpochMetrics) -> None:
+        """Record one more finished epoch."""
+        for name, value in metrics.values().items():
+            getattr(self, name).append(value)
+
+    def __getitem__(self, epoch: int) -> EpochMetrics:
+        """The metrics of one finished epoch."""
+        return EpochMetrics(epoch, **{name: getattr(self, name)[epoch]
+                                      for name in HISTORY_FIELDS})
+
+
+HISTORY_FIELDS = tuple(f.name for f in fields(TrainingHistory))
 
 
 def _optimizer(model: nn.Module, method: Method, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -122,7 +160,7 @@ def fit(
     method: Method | None = None,
     config: TrainingConfig | None = None,
     *,
-    run: Run | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = False,
 ) -> TrainingHistory:
@@ -133,8 +171,9 @@ def fit(
         data: the data set.
         method: a :class:`Method` (default :class:`Standard`).
         config: a :class:`TrainingConfig` (default 10 epochs of S0's recipe).
-        run: an HDF5 run with an ``epoch`` axis and the metrics of ``HISTORY_FIELDS``
-            (see :func:`create_history_run`); each finished epoch is written and flushed.
+        on_epoch: called with the :class:`EpochMetrics` of every epoch of the returned
+            history, in order: first those a resumed checkpoint holds, then each one as it
+            finishes (before its checkpoint is written).
         checkpoint: a file written after every epoch; if it exists when ``fit`` starts, the
             training resumes after its last epoch (same config required).
         progress: show a tqdm bar over epochs.
@@ -151,17 +190,16 @@ def fit(
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
         if state["config"] != repr(config):
-            raise ValueError(f"checkpoint {checkpoint} was written by another training config "
+            raise UsageError(f"checkpoint {checkpoint} was written by another training config "
                              f"({state['config']}); remove it or use another path")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         history = TrainingHistory(**state["history"])
         log.info("resuming %s after epoch %d", checkpoint, history.epochs)
-        if run is not None:  # the epochs trained before the interruption
+        if on_epoch is not None:  # the epochs trained before the interruption
             for epoch in range(history.epochs):
-                run.write_point((epoch,), **{k: getattr(history, k)[epoch]
-                                             for k in HISTORY_FIELDS})
+                on_epoch(history[epoch])
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
         getattr(optimizer, "base_optimizer", optimizer), T_max=config.epochs)
         if config.lr_schedule == "cosine" else None)
@@ -193,26 +231,16 @@ def fit(
             scheduler.step()
         samples = len(data.y_train)
         test = evaluate(model, (data.x_test, data.y_test), seed=config.seed)
-        record = {"loss": total_loss / samples, "train_accuracy": correct / samples,
-                  "test_accuracy": test.mean, "gradient_norm": float(np.mean(norms)),
-                  "seconds": time.perf_counter() - started}
-        for key, value in record.items():
-            getattr(history, key).append(value)
-        if run is not None:
-            run.write_point((epoch,), **record)
+        metrics = EpochMetrics(epoch, loss=total_loss / samples,
+                               train_accuracy=correct / samples, test_accuracy=test.mean,
+                               gradient_norm=float(np.mean(norms)),
+                               seconds=time.perf_counter() - started)
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, model, optimizer, generator, history, config)
-        log.debug("epoch %d: %s", epoch, record)
+        log.debug("%s", metrics)
     model.eval()
     return history
 
-
-def create_history_run(writer, name: str, config: TrainingConfig, method: Method) -> Run:
-    """An HDF5 run for :func:`fit`'s per-epoch history (axis ``epoch``)."""
-    return writer.create_run(
-        name, axes={"epoch": range(config.epochs)}, metrics=HISTORY_FIELDS,
-        units={"loss": "nats", "train_accuracy": "fraction", "test_accuracy": "fraction",
-               "gradient_norm": "", "seconds": "s"},
-        attrs={**{k: str(v) for k, v in asdict(config).items()}, **{
-            k: str(v) for k, v in method.describe().items()}}, point_axes=1,
-    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analogsim.hardware.measurements import simulate_measurements, write_measurements
+from analogsim.hardware import simulate_measurements, write_measurements
 
 HERE = Path(__file__).resolve().parent
 PCM_TIMES_S = (60.0, 3600.0, 86400.0, 604800.0)

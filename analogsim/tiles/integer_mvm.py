@@ -18,14 +18,15 @@ It pays only where the matrix product dominates the per-output work of the combi
 outputs per instance, and up to 2.5× with 256 rows or few outputs
 (``benchmarks/bench_integer_mvm.py`` prints the grid). :func:`worth_it` holds that rule.
 
-``ENABLED`` switches the path on or off for every tile; it starts on where the CPU has AMX
-tiles. Results then differ from float32 products in the last bits, so ADC codes near a
-rounding edge can differ between machines with and without AMX.
+A card's ``mapping.integer_products`` says whether its tiles use this path: absent, where the
+CPU has AMX tiles (:func:`amx_available`); ``true`` or ``false`` to force it. Results differ
+from float32 products in the last bits, so ADC codes near a rounding edge can differ between
+machines with and without AMX.
 """
 
 from __future__ import annotations
 
-import weakref
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,8 @@ MIN_ROWS = 512
 MIN_OUTPUTS = 2**16
 
 
-def _amx_available() -> bool:
+@functools.cache
+def amx_available() -> bool:
     """Whether the CPU has AMX tiles and torch's int8 product works (checked on a tiny one)."""
     has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     if has_amx is None or not has_amx() or not hasattr(torch, "_int_mm"):
@@ -50,10 +52,6 @@ def _amx_available() -> bool:
     except RuntimeError:
         return False
     return torch.equal(product.long(), a.long() @ a[:8].long())
-
-
-#: Whether tiles use integer products (where :func:`worth_it`); set False for float32 only.
-ENABLED: bool = _amx_available()
 
 
 @dataclass(frozen=True)
@@ -102,30 +100,23 @@ def worth_it(batch: int, rows: int, out_features: int) -> bool:
 def applies(codes: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether :func:`matmul` should multiply these float32 CPU codes by w (K, out, rows)."""
     k_count, out, rows = w.shape
-    return (ENABLED and codes.dtype == torch.float32 and codes.device.type == "cpu"
+    return (codes.dtype == torch.float32 and codes.device.type == "cpu"
             and worth_it(codes.numel() // (k_count * rows), rows, out))
 
 
-# Digit planes of each tile matrix in use, by id of the matrix; dropped with the matrix.
-_PLANES: dict[int, list[DigitPlanes]] = {}
-
-
-def matmul(codes: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """codes_k @ w[k].T for every instance k, in float32.
+def matmul(codes: torch.Tensor, planes: list[DigitPlanes]) -> torch.Tensor:
+    """codes_k @ W_k.T for every instance k, in float32.
 
     Args:
         codes: integer DAC codes in [−127, 127] (float), instance-folded (K·B, ..., rows).
-        w: (K, out, rows) matrices; their digit planes are computed on first use and kept
-            while ``w`` lives, so pass a matrix that is reused (a tile's forward plan).
+        planes: the digit planes of each instance's matrix W_k (out, rows); compute them once
+            per matrix with :func:`digit_planes` and keep them while it is in use.
 
     Returns:
         (K·B, ..., out).
     """
-    planes = _PLANES.get(id(w))
-    if planes is None:
-        planes = _PLANES[id(w)] = [digit_planes(matrix) for matrix in w]
-        weakref.finalize(w, _PLANES.pop, id(w), None)
-    k_count, out, rows = w.shape
+    k_count = len(planes)
+    rows, out = planes[0].planes[0].shape
     by_instance = codes.to(torch.int8).reshape(k_count, -1, rows)
     y = torch.empty(k_count, by_instance.shape[1], out, dtype=torch.float32)
     for k in range(k_count):

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from analogsim.chip import Coding
+from analogsim.cards import Coding
+from analogsim.errors import StateError
 
 #: S3's large-weight count: 6,998 of the 11,164,352 weights of its ResNet-18.
 PAPER_LARGE_FRACTION = 6998 / 11164352
@@ -203,3 +204,35 @@ def coding_cost(coded: CodedWeights, coding: Coding, devices: int) -> CodingCost
     bits_per_weight = ("sign" in parts) + bool(parts & {"adaptive_mapping", "redundancy"})
     cells = int(coded.copies.sum())
     return CodingCost(coded.weights, cells, devices, bits_per_weight * coded.weights)
+
+
+# ------------------------------------------------------------------------ on a tile
+
+
+def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Tensor,
+                reference: CodingReference | None) -> CodedWeights:
+    """Code one tile's weight matrix (out, rows) into cells for ``coding.scope``.
+
+    Args:
+        weight: the digital weight matrix.
+        coding: the card's coding section.
+        scale_per_weight: (out, rows) max|W| of each weight's tile, m for scope ``tile``.
+        reference: m and T of a model-wide scope (``global``); computed from this layer alone
+            when None (scope ``layer``).
+    """
+    if coding.scope == "tile":
+        return encode(weight, coding, scale_per_weight)
+    if reference is None:
+        if coding.scope == "global":
+            raise StateError("coding.scope = 'global' needs the model-wide reference: "
+                             "program the model with analogsim.program")
+        reference = coding_reference([weight], coding)
+    return encode(weight, coding, reference)
+
+
+def stored_layout(coding: Coding, sign: torch.Tensor | None, large: torch.Tensor,
+                  lower: torch.Tensor, upper: torch.Tensor) -> CodedWeights:
+    """The side information of a programmed coded tile, without its cells (to decode reads)."""
+    redundant = "redundancy" in scheme_parts(coding.scheme)
+    r_small, r_large = (coding.r_small, coding.r_large) if redundant else (1, 1)
+    return CodedWeights(torch.empty(0), sign, large, lower, upper, r_small, r_large)

@@ -1,6 +1,6 @@
 """The device card applied to one tile: which physics law runs at programming and at drift.
 
-This module reads a :class:`~analogsim.chip.Chip` and calls the pure functions of
+This module reads a :class:`~analogsim.cards.Chip` and calls the pure functions of
 :mod:`analogsim.physics`; it holds no state. Conductance tensors have the shape
 (K, D, out, in): K chip instances, D devices per weight (2 for a pair, 1 single).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from analogsim.chip import (
+from analogsim.cards import (
     Chip,
     GaussianProgrammingNoise,
     PcmOneOverFReadNoise,

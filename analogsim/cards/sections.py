@@ -1,0 +1,156 @@
+"""The sections of a card that hold no law choice: identity, conductance range, faults,
+converters, output noise, tile mapping, drift compensation and weight coding.
+
+The law sections (programming, drift, read noise) are in :mod:`analogsim.cards.laws`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from analogsim.cards.fields import number, spec
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """Who the card is and where its numbers come from."""
+
+    name: str = field(metadata=spec("short name used by load_chip"))
+    description: str = field(default="", metadata=spec("one-line summary"))
+    source: str = field(default="", metadata=spec("paper/table/figure the numbers come from"))
+
+
+@dataclass(frozen=True)
+class Conductance:
+    """Conductance range of one device and how a weight is split over devices."""
+
+    g_max_uS: float = number(25.0, "largest programmable conductance", "µS", 1e-6)
+    g_min_uS: float = number(0.0, "smallest programmable conductance", "µS")
+    pair: Literal["differential", "single"] = field(
+        default="differential",
+        metadata=spec(
+            "differential: W ∝ g⁺ − g⁻ on two devices; single: one device around mid-range"
+        ),
+    )
+    levels: int | None = field(
+        default=None,
+        metadata=spec(
+            "distinct programmable conductances per device (absent: analog)", "", 2, 1 << 20
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PerReadNoise:
+    """Noise drawn afresh on every MVM, referred to the devices; sampled in output space."""
+
+    additive_std: float = number(0.0, "per-device std per read, in units of g_max − g_min")
+    multiplicative_std: float = number(0.0, "per-device relative std per read")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Devices stuck at one conductance from programming on (drawn once per chip instance)."""
+
+    stuck_low_fraction: float = number(0.0, "fraction of devices stuck at g_min", "", 0.0, 1.0)
+    stuck_high_fraction: float = number(0.0, "fraction of devices stuck at g_max", "", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Dac:
+    """Input digital-to-analog converter (aihwkit inp_res / inp_bound)."""
+
+    bits: int | None = field(
+        default=None,
+        metadata=spec("resolution: 2^bits − 2 steps over ±bound (absent: ideal)", "bit", 2, 32),
+    )
+    bound: float = number(1.0, "clipping range of the scaled input", "", 1e-9)
+    input_scaling: Literal["abs_max", "none"] = field(
+        default="abs_max",
+        metadata=spec(
+            "abs_max: each input vector is divided by its max |x| (aihwkit "
+            "noise management ABS_MAX); none: inputs used as they are"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Adc:
+    """Output analog-to-digital converter, one per tile column (aihwkit out_res / out_bound)."""
+
+    bits: int | None = field(
+        default=None,
+        metadata=spec("resolution: 2^bits − 2 steps over ±bound (absent: ideal)", "bit", 2, 32),
+    )
+    bound: float = number(12.0, "clipping range in units of a full-scale device current", "", 1e-9)
+
+
+@dataclass(frozen=True)
+class OutputNoise:
+    """Gaussian noise added to every tile output before the ADC (aihwkit out_noise)."""
+
+    std: float = number(0.0, "std in units of a full-scale device current")
+
+
+@dataclass(frozen=True)
+class TileMapping:
+    """How a layer's weight matrix is cut into tiles and scaled onto conductances."""
+
+    tile_rows: int = field(default=512, metadata=spec("inputs per tile", "", 1, 1 << 20))
+    tile_cols: int = field(default=512, metadata=spec("outputs per tile", "", 1, 1 << 20))
+    weight_scaling: Literal["tile", "column"] = field(
+        default="tile",
+        metadata=spec("max|W| of a whole tile, or of each column within a tile, maps to g_max"),
+    )
+    integer_products: bool | None = field(
+        default=None,
+        metadata=spec("multiply DAC codes of at most 8 bits as exact int8 products where it "
+                      "pays (true), or in float32 only (false); absent: where the CPU has AMX "
+                      "tiles. A simulation setting: results differ from float32 products in "
+                      "the last bits"),
+    )
+
+
+@dataclass(frozen=True)
+class DriftCompensation:
+    """Digital rescaling of tile outputs after drift (aihwkit GlobalDriftCompensation)."""
+
+    method: Literal["none", "global", "per_column"] = field(
+        default="none", metadata=spec("one factor per tile, one per column, or none")
+    )
+    readout: Literal["identity", "ones"] = field(
+        default="identity",
+        metadata=spec(
+            "read-out inputs: one-hot vectors (aihwkit code) or an all-ones vector (aihwkit docs)"
+        ),
+    )
+    readout_noise: bool = field(
+        default=True,
+        metadata=spec("read-out goes through the noisy periphery (aihwkit) or is exact"),
+    )
+
+
+@dataclass(frozen=True)
+class Coding:
+    """How weights are coded into cells (S3 robust weight coding; METHODS.md §13).
+
+    ``scheme`` is ``"none"`` or parts joined by ``+``: ``sign`` (sign as side information,
+    |w| on the full range), ``adaptive_mapping`` (small weights get a larger α),
+    ``redundancy`` (r_small / r_large cells per small / large weight, reads averaged).
+    """
+
+    scheme: str = field(default="none", metadata=spec(
+        "none, or + joined parts of sign, adaptive_mapping, redundancy"))
+    scope: Literal["tile", "layer", "global"] = field(default="tile", metadata=spec(
+        "where m = max|w| (and T) are taken: each tile, the layer, or the whole model"))
+    large_fraction: float = number(6998 / 11164352, "fraction of weights that are large "
+                                 "(S3: 6,998 of 11,164,352)", "", 0.0, 1.0)
+    threshold: float | None = field(default=None, metadata=spec(
+        "T as a fraction of m; replaces large_fraction when set", "", 0.0, 1.0))
+    large_range: Literal["full", "above_threshold"] = field(default="full", metadata=spec(
+        "large weights map [0, m] or [T, m] onto the range (the latter needs sign)"))
+    clamp_magnitude: bool = field(default=True, metadata=spec(
+        "clamp a decoded magnitude at 0, so the sign stays protected"))
+    r_small: int = field(default=1, metadata=spec("cells per small weight", "", 1, 1000))
+    r_large: int = field(default=10, metadata=spec("cells per large weight", "", 1, 1000))

@@ -1,0 +1,25 @@
+"""Tiles: the analog state of one layer and its MVM through the periphery (DESIGN step 4–5).
+
+A layer's tile is built from stages, one module each, wired by :class:`AnalogTile`:
+
+- :mod:`.layout`: row chunks × column groups, which tile holds which row and output;
+- :mod:`.converters`: DAC, input scaling, ADC;
+- :mod:`.device_model` and :mod:`.programmed`: the card's physics applied at programming and
+  drift, and the read-out of conductances into the weights the MVM sees;
+- :mod:`.coding`: analog weight coding (encode before programming, decode after reading);
+- :mod:`.compensation`: the drift-compensation read-out;
+- :mod:`.noise`: noise drawn at every read, sampled in output space;
+- :mod:`.forward` with :mod:`.mvm_ops` and :mod:`.integer_mvm`: the forward itself;
+- :mod:`.streams`: the tile's random streams.
+
+:mod:`.layers` holds the public layer family on top: :class:`AnalogLayer` and its subclasses.
+"""
+
+from analogsim.tiles.layers import ANALOG_LAYERS as ANALOG_LAYERS
+from analogsim.tiles.layers import AnalogConv1d as AnalogConv1d
+from analogsim.tiles.layers import AnalogConv2d as AnalogConv2d
+from analogsim.tiles.layers import AnalogConv3d as AnalogConv3d
+from analogsim.tiles.layers import AnalogConvNd as AnalogConvNd
+from analogsim.tiles.layers import AnalogLayer as AnalogLayer
+from analogsim.tiles.layers import AnalogLinear as AnalogLinear
+from analogsim.tiles.tile import AnalogTile as AnalogTile

@@ -1,0 +1,301 @@
+"""The analog tile: the programmed state of one layer for K chip instances, and its MVM.
+
+:class:`AnalogTile` composes the stages of this package and holds the state as buffers (so it
+moves with ``.to()`` and saves with ``state_dict``): the layout (:mod:`.layout`), converters
+(:mod:`.converters`), per-read noise (:mod:`.noise`), programmed state (:mod:`.programmed`,
+:mod:`.device_model`), coding (:mod:`.coding`), drift compensation (:mod:`.compensation`) and
+the forward (:mod:`.forward`).
+
+Two sources of weights:
+
+- *live* (training mode, or never programmed): the layer's digital weight, normalised per
+  tile; gradients reach it (straight-through at the quantisers), so training a converted model
+  is hardware-aware training with the periphery's non-idealities on.
+- *programmed* (eval mode after :func:`analogsim.program`): the conductances of K chip
+  instances, aged by :func:`analogsim.drift`. Inputs then carry the instances folded into the
+  batch dimension, instance-major: (K·B, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from analogsim.cards import Chip, Coding, chip_from_toml
+from analogsim.errors import ConversionError, ShapeError, StateError
+from analogsim.physics import periphery
+from analogsim.seeding import Purpose, time_key
+from analogsim.tiles import coding, device_model, integer_mvm
+from analogsim.tiles.compensation import compensation_readout
+from analogsim.tiles.converters import Converters
+from analogsim.tiles.forward import ForwardPlan, TileForward, exact_without_periphery
+from analogsim.tiles.layout import TileLayout
+from analogsim.tiles.mvm_ops import MvmOps
+from analogsim.tiles.noise import ReadNoise
+from analogsim.tiles.programmed import (
+    STATE_BUFFERS,
+    check_finite,
+    check_measured,
+    effective_weights,
+    or_empty,
+    or_none,
+)
+from analogsim.tiles.streams import GeneratorPool
+
+
+class AnalogTile(nn.Module):
+    """The analog state and MVM of one layer.
+
+    Args:
+        chip: the device card.
+        out_features: outputs of the layer.
+        in_channels: input channels per group (inputs, for a Linear).
+        kernel_elements: elements of one kernel (1 for a Linear); rows = in_channels × this.
+        layer_index: position of the layer in the model, used to derive its seeds.
+
+    Shape:
+        Weight matrix: (out, rows). Programmed tensors: (K, out, rows), (K, D, out, rows).
+    """
+
+    def __init__(self, chip: Chip, out_features: int, in_channels: int,
+                 kernel_elements: int = 1, layer_index: int = 0) -> None:
+        super().__init__()
+        self.out_features = out_features
+        self.in_channels = in_channels
+        self.kernel_elements = kernel_elements
+        self.layer_index = layer_index
+        for name in STATE_BUFFERS:
+            self.register_buffer(name, torch.empty(0), persistent=True)
+        self.streams = GeneratorPool()
+        self.streams.seeded(0, Purpose.FORWARD, layer_index, [0])
+        self.configure(chip)
+
+    def configure(self, chip: Chip) -> None:
+        """Derive the layout, converters, noise and forward stage from ``chip``."""
+        noise = ReadNoise.from_chip(chip)
+        coded = chip.coding != Coding()
+        per_read = chip.per_read_noise
+        if coded and (per_read.additive_std > 0 or per_read.multiplicative_std > 0):
+            raise ConversionError(
+                f"card {chip.name!r}: weight coding (coding.scheme = {chip.coding.scheme!r}) "
+                "with per-read noise is not supported; set per_read_noise.additive_std and "
+                "multiplicative_std to 0")
+        self.chip = chip
+        self.coded = coded  # a [coding] other than the default tile-wise max|w| mapping
+        self.layout = TileLayout.from_mapping(chip.mapping, self.out_features, self.in_channels,
+                                              self.kernel_elements)
+        integer_products = chip.mapping.integer_products
+        self.stage = TileForward(
+            self.layout, Converters.from_chip(chip), noise, exact_without_periphery(chip),
+            integer_mvm.amx_available() if integer_products is None else integer_products)
+        self.plan: ForwardPlan | None = None  # cached per programmed state
+        self.read_noise_q: torch.Tensor | None = None  # 1/f noise's Q_s, per programmed state
+
+    @property
+    def rows(self) -> int:
+        return self.layout.rows
+
+    @property
+    def instances(self) -> int:
+        """Number K of programmed chip instances (0 before programming)."""
+        return self.instance_ids.shape[0] if self.instance_ids.dim() else 0
+
+    @property
+    def is_programmed(self) -> bool:
+        return self.instances > 0
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    @torch.no_grad()
+    def program(self, weight: torch.Tensor, seed: int, instance_ids: list[int],
+                coding_reference: coding.CodingReference | None = None) -> None:
+        """Program chip instances ``instance_ids`` (in place): draw the one-shot device state.
+
+        Args:
+            weight: the digital weight matrix (out, rows).
+            seed: the user's seed; instance k draws from streams derived from (seed, layer, k).
+            instance_ids: which instances to program; K = len(instance_ids).
+            coding_reference: m and T of a model-wide coding scope (``coding.scope =
+                "global"``); computed from this layer alone when None.
+        """
+        check_finite(weight, "weight")
+        scale = self.layout.weight_scales(weight)
+        generators = self.streams.seeded(seed, Purpose.PROGRAM, self.layer_index, instance_ids)
+        if self.coded:
+            coded = coding.encode_tile(weight, self.chip.coding, self.layout.expand_rows(
+                scale).expand_as(weight), coding_reference)
+            self.coding_sign = or_empty(coded.sign)
+            self.coding_large, self.coding_lower = coded.large, coded.lower
+            self.coding_upper = coded.upper
+            cells = coded.cells.unsqueeze(0)  # one row of cells: (1, N)
+        else:
+            cells = weight.detach().float() / self.layout.expand_rows(scale)
+        devices = device_model.program_devices(self.chip, cells, generators)
+        self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
+        self.program_seed = torch.tensor(seed, dtype=torch.int64)
+        self.weight_scale = scale
+        self.g_target = devices.g_target
+        self.drift_exponents = or_empty(devices.drift_exponents)
+        self.faults = or_empty(devices.faults)
+        self.read(devices.g_programmed, 0.0, programmed=True)
+        self.reseed_forward_noise(seed)
+
+    @torch.no_grad()
+    def drift(self, t_inference: float) -> None:
+        """Age the programmed instances to ``t_inference`` seconds after programming (in place).
+
+        Drift, relaxation and accumulated read noise are drawn from streams derived from
+        (seed, layer, instance, t), so the same t gives the same state; the drift-compensation
+        factor is re-measured.
+        """
+        if not self.is_programmed:
+            raise StateError("drift() needs a programmed model: call analogsim.program first")
+        generators = self.streams.seeded(int(self.program_seed), Purpose.DRIFT, self.layer_index,
+                                         self.instance_ids.tolist(), time_key(t_inference))
+        devices = device_model.ProgrammedDevices(
+            self.g_target, self.g_programmed, or_none(self.drift_exponents),
+            or_none(self.faults), self.read_noise_q)
+        aged = device_model.age_devices(self.chip, devices, t_inference, generators)
+        self.read_noise_q = devices.read_noise_q  # computed once per programmed state
+        self.read(aged, t_inference, programmed=False)
+
+    @torch.no_grad()
+    def load_measured(self, g: torch.Tensor, t_inference: float, *, programmed: bool) -> None:
+        """Replace the simulated conductances of a programmed tile by measured ones.
+
+        Args:
+            g: (K, D, out, rows) µS, one chip per instance, laid out as ``g_target`` (the cells
+                row of a coded tile: (K, D, 1, N)).
+            t_inference: seconds after programming at which they were read.
+            programmed: the first read after programming: it becomes the programmed state and
+                the drift-compensation reference.
+        """
+        if not self.is_programmed:
+            raise StateError("load_measured() needs a programmed tile (its targets and scales)")
+        check_measured(g, (self.instances, *self.g_target.shape), self.layer_index)
+        self.read(g.to(self.g_programmed.dtype), t_inference, programmed=programmed)
+
+    def read(self, g: torch.Tensor, t_inference: float, *, programmed: bool) -> None:
+        """Use conductances g (K, D, out, rows) µS read ``t_inference`` s after programming:
+        the weights the MVM sees and the drift-compensation factor measured on them. The
+        ``programmed`` read becomes the programmed state and the compensation reference."""
+        compensated = self.chip.drift_compensation.method != "none" and not self.coded
+        if programmed:
+            self.g_programmed = g
+            self.read_noise_q = None
+            self.compensation_reference = torch.empty(0)
+        self.plan = None
+        coded = None if not self.coded else coding.stored_layout(
+            self.chip.coding, or_none(self.coding_sign), self.coding_large, self.coding_lower,
+            self.coding_upper)
+        effective = effective_weights(self.chip, self.layout, g, coded, self.weight_scale,
+                                      self.compensation_reference)
+        self.w_effective, self.q_effective = effective.w, or_empty(effective.q)
+        if effective.compensation_reference is not None:
+            self.compensation_reference = effective.compensation_reference
+        self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
+        if programmed:
+            if compensated:
+                self.compensation_reference = self.compensation_readout(0.0)
+            self.compensation_factor = torch.ones(self.instances, len(self.layout.row_chunks),
+                                                  self.out_features)
+        elif compensated:
+            self.compensation_factor = periphery.drift_compensation_factor(
+                self.compensation_reference, self.compensation_readout(t_inference))
+
+    def compensation_readout(self, t_inference: float) -> torch.Tensor:
+        """The drift-compensation read-out at ``t_inference`` s: (K, chunks, out)."""
+        generators = self.streams.seeded(int(self.program_seed), Purpose.READOUT,
+                                         self.layer_index, self.instance_ids.tolist(),
+                                         time_key(t_inference))
+        return compensation_readout(self.chip, self.layout, self.stage.converters,
+                                    self.stage.noise, self.w_effective,
+                                    or_none(self.q_effective), generators)
+
+    def coding_cost(self) -> coding.CodingCost:
+        """Weights, cells and side-information bits this layer's programmed coding uses."""
+        if not self.is_programmed:
+            raise StateError("coding_cost() needs a programmed tile")
+        devices = 2 if self.chip.conductance.pair == "differential" else 1
+        if not self.coded:
+            weights = self.out_features * self.rows
+            return coding.CodingCost(weights, weights, weights * devices, 0)
+        stored = coding.stored_layout(self.chip.coding, or_none(self.coding_sign),
+                                      self.coding_large, self.coding_lower, self.coding_upper)
+        return coding.coding_cost(stored, self.chip.coding, self.g_target.shape[-1] * devices)
+
+    def reseed_forward_noise(self, seed: int) -> None:
+        """Restart the per-read and output noise streams, one per instance, from ``seed``."""
+        ids = self.instance_ids.tolist() or [0]
+        self.streams.seeded(seed, Purpose.FORWARD, self.layer_index, ids)
+
+    # ------------------------------------------------------------------------ forward
+
+    def uses_programmed_state(self) -> bool:
+        return self.is_programmed and not self.training
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, ops: MvmOps,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The analog MVM of ``x`` through the tile, plus the digital ``bias``.
+
+        Args:
+            x: inputs; (K·B, ...) instance-major when programmed and in eval mode.
+            weight: the layer's digital weight matrix (out, rows).
+            ops: the layer type's MVM operations.
+            bias: added after the ADCs, shaped to broadcast over the output (or None).
+        """
+        stage = self.stage
+        if self.uses_programmed_state():
+            if x.shape[0] % self.instances:
+                raise ShapeError(
+                    f"a model programmed with {self.instances} chip instances takes inputs with "
+                    f"the instances folded into the batch, (K·B, ...); got a batch of "
+                    f"{x.shape[0]}, not a multiple of {self.instances} (analogsim.evaluate "
+                    "does the folding)")
+            if self.plan is None:
+                # normal tensors even when built under inference_mode: a later forward with
+                # autograd on uses the same plan
+                with torch.inference_mode(False), torch.no_grad():
+                    factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
+                    self.plan = stage.plan(self.w_effective, or_none(self.q_effective), factor)
+                    self.plan.reused = True
+            return stage.run(x, self.plan, ops, self.streams[Purpose.FORWARD], bias)
+        if stage.exact:
+            return ops.mvm(x, weight.unsqueeze(0), bias)
+        scale = self.layout.weight_scales(weight)
+        w_n = (weight / self.layout.expand_rows(scale)).unsqueeze(0)
+        q = None
+        if self.chip.per_read_noise.multiplicative_std > 0:
+            g = device_model.target_conductances(self.chip, w_n[0].detach())
+            q = device_model.conductance_square_weights(self.chip, g.unsqueeze(0))
+        plan = stage.plan(w_n, q, scale.unsqueeze(0))
+        return stage.run(x, plan, ops, self.streams[Purpose.FORWARD][:1], bias)
+
+    # ------------------------------------------------------------------------ state
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"chip": self.chip.to_toml(), "layer_index": self.layer_index}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.layer_index = int(state["layer_index"])
+        self.configure(chip_from_toml(state["chip"], "saved tile state"))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        for name in STATE_BUFFERS:
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.plan = None
+        self.read_noise_q = None
+        if self.is_programmed:
+            self.reseed_forward_noise(int(self.program_seed))
+
+    def extra_repr(self) -> str:
+        state = (f"programmed K={self.instances}, t={float(self.t_inference):g} s"
+                 if self.is_programmed else "not programmed")
+        return (f"chip={self.chip.name!r}, rows={self.rows}, out={self.out_features}, "
+                f"tiles={self.layout.tile_count}, {state}")
