@@ -88,7 +88,8 @@ def test_readme_starts_with_the_two_commands():
 def test_quick_start_runs_as_printed(tmp_path):
     script = tmp_path / "quickstart.py"
     script.write_text(quick_start(), encoding="utf-8")
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    # one torch thread: under `pytest -n 2` two threads per process only spin against each other
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=120,

@@ -1,5 +1,9 @@
 """Writing measurements in the layout :func:`~analogsim.hardware.load_measurements` reads
-(:mod:`analogsim.hardware.measurements`): CSV or HDF5, one row per read."""
+(:mod:`analogsim.hardware.measurements`): CSV or HDF5, one row per read.
+
+A measurement file is an exchange format for a lab (what :func:`fit_device` reads), not a
+results file: results are written by the experiment engine through :mod:`analogsim.results`.
+"""
 
 from __future__ import annotations
 

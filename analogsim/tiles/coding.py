@@ -197,6 +197,11 @@ class CodingCost:
                           self.devices + other.devices, self.side_bits + other.side_bits)
 
 
+def uncoded_cost(weights: int, devices_per_weight: int) -> CodingCost:
+    """The cost of ``weights`` weights mapped one cell each, with no side information."""
+    return CodingCost(weights, weights, weights * devices_per_weight, 0)
+
+
 def coding_cost(coded: CodedWeights, coding: Coding, devices: int) -> CodingCost:
     """The cost of coded weights stored on ``devices`` devices: one side bit per weight for
     the sign, one for the small/large split (adaptive mapping or redundancy)."""

@@ -17,7 +17,7 @@ import torch
 
 from analogsim.cards import Chip
 from analogsim.physics.sampling import normal, standard_normal
-from analogsim.tiles import integer_mvm
+from analogsim.tiles import device_model, integer_mvm
 from analogsim.tiles.converters import Converters
 from analogsim.tiles.layout import TileLayout
 from analogsim.tiles.mvm_ops import DigitPlanesSource, MvmOps
@@ -118,6 +118,37 @@ class TileForward:
             else:
                 outputs.append(per_output[:, 0])  # (K,)
         return ForwardPlan(matrices=matrices, q=q_chunks, output_factors=outputs)
+
+    def programmed_plan(self, w_effective: torch.Tensor, q_effective: torch.Tensor | None,
+                        weight_scale: torch.Tensor, compensation_factor: torch.Tensor
+                        ) -> ForwardPlan:
+        """The plan of a programmed state, kept across forwards until the state changes.
+
+        Args:
+            w_effective: (K, out, rows) normalised weights the MVM sees.
+            q_effective: (K, out, rows) conductance-square weights, or None.
+            weight_scale: (chunks, out) max|W| of each tile.
+            compensation_factor: (K, chunks, out) drift compensation.
+        """
+        # normal tensors even when built under inference_mode: a later forward with autograd
+        # on uses the same plan
+        with torch.inference_mode(False), torch.no_grad():
+            plan = self.plan(w_effective, q_effective,
+                             weight_scale.unsqueeze(0) * compensation_factor)
+        plan.reused = True
+        return plan
+
+    def live_plan(self, chip: Chip, weight: torch.Tensor) -> ForwardPlan:
+        """The plan of a live (training-mode or unprogrammed) tile: the digital weight (out,
+        rows), normalised per tile, as one instance; conductance-square weights from its target
+        conductances when the card has multiplicative per-read noise."""
+        scale = self.layout.weight_scales(weight)
+        w_n = (weight / self.layout.expand_rows(scale)).unsqueeze(0)
+        q = None
+        if chip.per_read_noise.multiplicative_std > 0:
+            g = device_model.target_conductances(chip, w_n[0].detach())
+            q = device_model.conductance_square_weights(chip, g.unsqueeze(0))
+        return self.plan(w_n, q, scale.unsqueeze(0))
 
     def run(self, x: torch.Tensor, plan: ForwardPlan, ops: MvmOps,
             generators: list[torch.Generator], bias: torch.Tensor | None) -> torch.Tensor:

@@ -187,9 +187,7 @@ class AnalogTile(nn.Module):
             self.read_noise_q = None
             self.compensation_reference = torch.empty(0)
         self.plan = None
-        coded = None if not self.coded else coding.stored_layout(
-            self.chip.coding, or_none(self.coding_sign), self.coding_large, self.coding_lower,
-            self.coding_upper)
+        coded = self.stored_coding() if self.coded else None
         effective = effective_weights(self.chip, self.layout, g, coded, self.weight_scale,
                                       self.compensation_reference)
         self.w_effective, self.q_effective = effective.w, or_empty(effective.q)
@@ -220,11 +218,14 @@ class AnalogTile(nn.Module):
             raise StateError("coding_cost() needs a programmed tile")
         devices = 2 if self.chip.conductance.pair == "differential" else 1
         if not self.coded:
-            weights = self.out_features * self.rows
-            return coding.CodingCost(weights, weights, weights * devices, 0)
-        stored = coding.stored_layout(self.chip.coding, or_none(self.coding_sign),
-                                      self.coding_large, self.coding_lower, self.coding_upper)
-        return coding.coding_cost(stored, self.chip.coding, self.g_target.shape[-1] * devices)
+            return coding.uncoded_cost(self.out_features * self.rows, devices)
+        return coding.coding_cost(self.stored_coding(), self.chip.coding,
+                                  self.g_target.shape[-1] * devices)
+
+    def stored_coding(self) -> coding.CodedWeights:
+        """The side information of this programmed coded tile (to decode its reads)."""
+        return coding.stored_layout(self.chip.coding, or_none(self.coding_sign),
+                                    self.coding_large, self.coding_lower, self.coding_upper)
 
     def reseed_forward_noise(self, seed: int) -> None:
         """Restart the per-read and output noise streams, one per instance, from ``seed``."""
@@ -255,22 +256,12 @@ class AnalogTile(nn.Module):
                     f"{x.shape[0]}, not a multiple of {self.instances} (analogsim.evaluate "
                     "does the folding)")
             if self.plan is None:
-                # normal tensors even when built under inference_mode: a later forward with
-                # autograd on uses the same plan
-                with torch.inference_mode(False), torch.no_grad():
-                    factor = self.weight_scale.unsqueeze(0) * self.compensation_factor
-                    self.plan = stage.plan(self.w_effective, or_none(self.q_effective), factor)
-                    self.plan.reused = True
+                self.plan = stage.programmed_plan(self.w_effective, or_none(self.q_effective),
+                                                  self.weight_scale, self.compensation_factor)
             return stage.run(x, self.plan, ops, self.streams[Purpose.FORWARD], bias)
         if stage.exact:
             return ops.mvm(x, weight.unsqueeze(0), bias)
-        scale = self.layout.weight_scales(weight)
-        w_n = (weight / self.layout.expand_rows(scale)).unsqueeze(0)
-        q = None
-        if self.chip.per_read_noise.multiplicative_std > 0:
-            g = device_model.target_conductances(self.chip, w_n[0].detach())
-            q = device_model.conductance_square_weights(self.chip, g.unsqueeze(0))
-        plan = stage.plan(w_n, q, scale.unsqueeze(0))
+        plan = stage.live_plan(self.chip, weight)
         return stage.run(x, plan, ops, self.streams[Purpose.FORWARD][:1], bias)
 
     # ------------------------------------------------------------------------ state
