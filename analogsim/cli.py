@@ -147,15 +147,15 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _fit_device(args: argparse.Namespace) -> None:
-    from analogsim.hardware import fit_device, write_fit_report
+    from analogsim.experiments.device_fit_run import run_device_fit
+    from analogsim.hardware import write_fit_report
 
-    fit = fit_device(args.measurements, name=args.name, base=args.base)
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(fit.toml(), encoding="utf-8")
+    results = Path(args.results or Path("results") / f"fit_{output.stem}.h5")
+    fit = run_device_fit(args.measurements, output, results, name=args.name, base=args.base)
     index = write_fit_report(fit, args.report or Path("report") / f"fit_{output.stem}")
-    _say(args, f"card:   {output} (fitted: {', '.join(fit.fitted_sections)})\n"
-               f"report: {index}")
+    _say(args, f"card:    {output} (fitted: {', '.join(fit.fitted_sections)})\n"
+               f"results: {results}\nreport:  {index}")
 
 
 def _export_targets(args: argparse.Namespace) -> None:
@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("measurements", help="a .csv or .h5 measurement file")
     fit.add_argument("-o", "--output", default="device.toml", help="the card to write")
-    fit.add_argument("--name", help="the card's name (default: the output file's stem)")
+    fit.add_argument("--name", help="the card's name (default: the measurement file's stem)")
+    fit.add_argument("--results", help="results file (default results/fit_<card file stem>.h5)")
     fit.add_argument("--base", default="pcm",
                      help="card for everything not fitted (default pcm)")
     fit.add_argument("--report", help="fit report folder (default report/fit_<card>)")
@@ -328,8 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: Exception) -> str:
-    """The error's message on one line (an OS error's, e.g. ``[Errno 21] Is a directory:
-    'out.h5'``, names the file)."""
+    """The error's message on one line; an OS error's as ``cannot use 'out.h5': Is a
+    directory`` when it names its file."""
+    if isinstance(error, OSError) and not isinstance(error, AnalogsimError) and error.filename:
+        return f"cannot use {str(error.filename)!r}: {error.strerror or error}"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return " ".join(lines) or type(error).__name__
 

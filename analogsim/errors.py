@@ -58,11 +58,16 @@ class ShapeError(AnalogsimError, ValueError):
     """A tensor has a shape other than the one an operation needs."""
 
 
+# A missing file is an OSError first: its C layout is OSError's, so OSError must come before
+# ValueError in the order of bases, or ``cls.__new__`` (which tblib's exception pickling, and
+# so Dask, calls) resolves to ValueError's and refuses to build it.
+
+
 class DataError(AnalogsimError, ValueError):
     """A data set file is missing, truncated or not in the expected format."""
 
 
-class MissingDataFileError(DataError, MissingFileError):
+class MissingDataFileError(MissingFileError, DataError):
     """A data, model, measurement or read-back file (or folder) that does not exist."""
 
 
@@ -70,7 +75,7 @@ class ResultsFileError(AnalogsimError, ValueError):
     """An HDF5 file is not an analogsim results file, or is of an unsupported format version."""
 
 
-class MissingResultsFileError(ResultsFileError, MissingFileError):
+class MissingResultsFileError(MissingFileError, ResultsFileError):
     """A results file that does not exist."""
 
 
@@ -78,7 +83,7 @@ class SpecError(AnalogsimError, ValueError):
     """An experiment spec (TOML) is malformed or names something unknown."""
 
 
-class MissingSpecFileError(SpecError, MissingFileError):
+class MissingSpecFileError(MissingFileError, SpecError):
     """A spec file that does not exist."""
 
 

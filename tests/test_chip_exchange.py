@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import analogsim as asim
+from analogsim.cards import chip_from_toml
 from analogsim.errors import DataError, ShapeError
 from analogsim.hardware.chip_exchange import (
     evaluate_readback,
@@ -131,9 +132,19 @@ def test_fit_device_writes_a_card_that_loads_and_its_report(tmp_path):
 
     card = tmp_path / "mypcm.toml"
     measurements = Path(__file__).resolve().parents[1] / "docs" / "measurements" / "pcm_2000.h5"
-    assert cli.main(["fit-device", str(measurements), "-o", str(card),
+    results = tmp_path / "fit.h5"
+    assert cli.main(["fit-device", str(measurements), "-o", str(card), "--results", str(results),
                      "--report", str(tmp_path / "report"), "--quiet"]) == 0
     fitted = asim.load_chip(card)
-    assert fitted.name == "mypcm" or fitted.name == "pcm_2000"
+    assert fitted.name == "pcm_2000"  # the measurement file's stem
     assert "pcm_2000.h5" in fitted.card.source
     assert (tmp_path / "report" / "index.html").is_file()
+    # the engine's results file: the fitted card and every fitted number with its error
+    written = asim.load_results(results)
+    assert chip_from_toml(written.config["card"]) == fitted
+    fit = written.runs["device_fit"]
+    values = dict(zip(fit.axes["field"], fit.data["value"], strict=True))
+    assert values["drift.mean_slope"] == fitted.drift.mean_slope
+    assert np.isfinite(fit.data["error"]).any()
+    programming = written.runs["fit_programming"]
+    assert programming.done.all() and (programming.data["count"] > 0).all()

@@ -202,3 +202,12 @@ def test_library_errors_are_catchable_as_builtins():
     with pytest.raises(ValueError, match=r"shuffle=True needs a torch\.Generator .*got "
                                          r"generator=None"):
         next(batches(x, x, 1, shuffle=True))
+
+
+@pytest.mark.parametrize("error", list(BUILTIN_OF), ids=lambda e: e.__name__)
+def test_each_error_can_be_built_through_its_new(error):
+    # tblib's exception pickling (installed by Dask distributed, which carries errors from
+    # workers) builds exceptions with cls.__new__(cls, *args); with two builtin bases of
+    # different layouts the first in the order of bases must be the one whose layout it has
+    built = error.__new__(error, "a message")
+    assert isinstance(built, BUILTIN_OF[error]) and isinstance(built, AnalogsimError)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import analogsim as asim
+from analogsim.cards import chip_from_toml
 from analogsim.errors import ResultsFileError
 from analogsim.report import write_report
 from analogsim.results import FORMAT_VERSION, ResultsWriter
@@ -39,7 +40,7 @@ def test_results_round_trip(tmp_path):
     assert results.attrs["format_version"] == FORMAT_VERSION
     assert results.attrs["command"] == "test" and "torch_version" in results.attrs
     assert results.attrs["started"] <= results.attrs["finished"]
-    assert asim.load_chip("pcm") == asim.chip.chip_from_toml(results.config["card_pcm"])
+    assert asim.load_chip("pcm") == chip_from_toml(results.config["card_pcm"])
     run = results.runs["drift"]
     assert run.dims["accuracy"] == ("compensation", "time", "instance")
     assert list(run.axes) == ["compensation", "time", "instance"]
