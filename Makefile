@@ -12,7 +12,7 @@ CONSTRAINTS := -c $(CURDIR)/constraints.txt
 AIHWKIT_BUILD_TOOLS := "setuptools>=77" wheel "scikit-build>=0.18.1" "pybind11>=3.0.1" ninja "cmake>=4.2.1" mypy
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint bench aihwkit clean
+.PHONY: demo test lint bench reproduce aihwkit clean
 
 demo: $(VENV)/.installed-core
 	$(BIN)/analogsim demo
@@ -26,6 +26,17 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# Re-run every reproduction spec (results/<name>.h5), rewrite its summary
+# (benchmarks/reproduce/summaries/) and docs/reproductions.md from the summaries. One thread per
+# run, as the durations on the page were measured. A finished run is resumed, not repeated.
+reproduce: $(VENV)/.installed-dev
+	for spec in benchmarks/reproduce/*.toml; do \
+	    name=$$(basename $$spec .toml); \
+	    OMP_NUM_THREADS=1 $(BIN)/analogsim run $$spec -o results/$$name.h5 || exit 1; \
+	    $(BIN)/python benchmarks/reproduce/summarize.py results/$$name.h5 || exit 1; \
+	done
+	$(BIN)/python benchmarks/reproduce/page.py
 
 aihwkit: $(VENV)/.installed-aihwkit
 

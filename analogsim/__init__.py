@@ -8,6 +8,8 @@ The verbs a user learns::
     asim.program(amodel, seed=0, instances=16)   # one-shot programming of 16 chip instances
     asim.drift(amodel, t_seconds=3600)           # age all instances to 1 h
     result = asim.evaluate(amodel, (x, y))       # accuracy per instance, mean, CI
+    with asim.instances_folded(amodel):          # by hand: inputs (K·B, ...), instance-major
+        logits = amodel(x.repeat(16, 1))
     model2 = asim.to_digital(amodel)
     results = asim.load_results("results/run.h5")
 
@@ -26,6 +28,7 @@ from analogsim.conversion import to_digital as to_digital
 from analogsim.errors import AnalogsimError as AnalogsimError
 from analogsim.evaluation import Evaluation as Evaluation
 from analogsim.evaluation import evaluate as evaluate
+from analogsim.instances import instances_folded as instances_folded
 from analogsim.programming import drift as drift
 from analogsim.programming import program as program
 from analogsim.results import Results as Results

@@ -36,9 +36,11 @@ def _demo(args: argparse.Namespace) -> None:
 
     result = run_demo(args.results, instances=args.instances, seed=args.seed,
                       progress=not args.quiet)
-    index = write_report(result.results_path, args.report)
+    index = write_report(result.results_path,
+                         args.report or Path("report") / Path(args.results).stem)
     _say(args, f"digital model: {100 * result.digital_accuracy:.2f} % on the digits test set")
-    _say(args, f"pcm chip, {args.instances} instances: mean accuracy [%] (95 % CI)")
+    _say(args, f"pcm chip, {args.instances} instances of one trained model: mean accuracy [%] "
+               f"(95 % CI over {'chips' if args.instances > 1 else 'test samples'})")
     header = f"{'time':>10}" + "".join(f"{'compensation ' + m:>28}" for m in COMPENSATION)
     _say(args, header)
     from analogsim.statistics import confidence_interval
@@ -47,7 +49,7 @@ def _demo(args: argparse.Namespace) -> None:
         cells = []
         for i in range(len(COMPENSATION)):
             row = result.accuracy[i, j]
-            low, high = confidence_interval(row, 1)
+            low, high = confidence_interval(row, result.test_samples)
             cells.append(f"{100 * row.mean():>10.2f} [{100 * low:6.2f}, {100 * high:6.2f}]")
         _say(args, f"{format_duration(t):>10}" + "".join(f"{c:>28}" for c in cells))
     _say(args, f"results: {result.results_path}\nreport:  {index}")
@@ -96,15 +98,6 @@ def _crosscheck(args: argparse.Namespace) -> None:
         raise CrosscheckDisagreement(f"the backends disagree on card {args.card!r} (see above)")
 
 
-def _finished_points(results: Path, text: str) -> int | None:
-    """Finished points in an existing results file of this spec; None if there is none."""
-    from analogsim.results import load_results, spec_fingerprint, stored_fingerprint
-
-    if not results.exists() or stored_fingerprint(results) != spec_fingerprint(text):
-        return None  # a new file, or another spec's (refused when the run opens it)
-    return sum(int(run.done.sum()) for run in load_results(results).runs.values())
-
-
 def _stop_on_first_interrupt(args: argparse.Namespace) -> Callable[..., None]:
     """A SIGINT handler: the first Ctrl-C stops after the point in flight, the second aborts."""
     from analogsim.experiments.interruption import request_stop
@@ -119,22 +112,24 @@ def _stop_on_first_interrupt(args: argparse.Namespace) -> Callable[..., None]:
 
 def _run(args: argparse.Namespace) -> None:
     from analogsim.experiments.interruption import clear_stop
+    from analogsim.experiments.resume import resume_summary
     from analogsim.experiments.run import run_spec
     from analogsim.experiments.spec import load_spec
     from analogsim.report import write_report
 
     spec = load_spec(args.spec)
     results = Path(args.output or Path("results") / f"{spec.name}.h5")
-    finished = _finished_points(results, spec.text)
-    if finished is not None:
-        _say(args, f"resuming {results}: {finished} finished points found")
+    found = resume_summary(results, spec.text)  # refuses a file another run is writing
+    if found is not None:
+        _say(args, f"resuming {results}: {found}")
     clear_stop()
     previous = signal.signal(signal.SIGINT, _stop_on_first_interrupt(args))
     try:
-        run_spec(spec, results, progress=not args.quiet, cluster=args.cluster)
+        run_spec(spec, results, progress=not args.quiet, cluster=args.cluster,
+                 max_memory=args.max_memory, memory_option="--max-memory")
     finally:
         signal.signal(signal.SIGINT, previous)
-    index = write_report(results, args.report or Path("report") / spec.name)
+    index = write_report(results, args.report or Path("report") / results.stem)
     _say(args, f"results: {results}\nreport:  {index}")
 
 
@@ -210,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--instances", type=int, default=32, help="chip instances (default 32)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, training, chips")
     demo.add_argument("--results", default="results/demo.h5", help="HDF5 results file")
-    demo.add_argument("--report", default="report/demo", help="report folder")
+    demo.add_argument("--report", help="report folder (default report/<results file stem>: "
+                                       "report/demo)")
     demo.set_defaults(run=_demo)
 
     devices = verbs.add_parser("devices", parents=[common], help="list the device cards",
@@ -221,18 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser(
         "run", parents=[common], help="run an experiment spec (TOML)",
         description="Train and evaluate what a spec declares; write an HDF5 results file and "
-                    "its report. Run again, an interrupted run resumes: finished points are "
-                    "kept and trainings continue from their checkpoints. The first Ctrl-C "
-                    "stops after the point in flight.",
+                    "its report (report/<results file stem>). Run again, an interrupted run "
+                    "resumes: finished points are kept and trainings continue from their "
+                    "checkpoints. The first Ctrl-C stops after the point in flight.",
         epilog="examples: analogsim run benchmarks/reproduce/s0_noise_aware_sam.toml; "
                "analogsim run benchmarks/reproduce/sweep_digits_pcm.toml --cluster local:2",
     )
     run.add_argument("spec", help="a .toml experiment spec")
-    run.add_argument("-o", "--output", help="results file (default results/<name>.h5)")
-    run.add_argument("--report", help="report folder (default report/<name>)")
+    run.add_argument("-o", "--output", help="results file (default results/<name>.h5); a "
+                                            "file another run is writing is refused")
+    run.add_argument("--report", help="report folder (default report/<results file stem>, "
+                                      "the folder `analogsim report` draws it to: "
+                                      "report/<name>, or report/X for -o X.h5)")
     run.add_argument("--cluster", metavar="ADDRESS",
                      help="evaluate a sweep's points on Dask: local, local:N (N worker "
                           "processes) or tcp://host:8786 (a running dask scheduler)")
+    run.add_argument("--max-memory", metavar="SIZE",
+                     help="most memory the chip instances may take, e.g. 8GiB or 512MB "
+                          "(default: what the machine has available); checked before training")
     run.set_defaults(run=_run)
 
     check = verbs.add_parser(

@@ -160,6 +160,7 @@ def convert(
             replacements[id(module)] = analog_class.from_digital(
                 module, layer_chip, layer_index=len(replacements)
             )
+            replacements[id(module)].model_name = name
         _set_submodule(converted, name, replacements[id(module)])
 
     if not replacements:

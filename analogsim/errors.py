@@ -58,6 +58,12 @@ class ShapeError(AnalogsimError, ValueError):
     """A tensor has a shape other than the one an operation needs."""
 
 
+class ResourceError(MemoryError, AnalogsimError):
+    """A run would need more memory than the machine has available or the user allows
+    (``max_memory``, ``--max-memory``); refused before any work. MemoryError comes first in
+    the bases: its ``__new__`` refuses to build a class whose first base is another's."""
+
+
 # A missing file is an OSError first: its C layout is OSError's, so OSError must come before
 # ValueError in the order of bases, or ``cls.__new__`` (which tblib's exception pickling, and
 # so Dask, calls) resolves to ValueError's and refuses to build it.

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from analogsim.errors import MissingResultsFileError, ResultsFileError, UsageError, require_file
+from analogsim.file_lock import ResultsLock
 
 FORMAT = "analogsim-results"
 FORMAT_VERSION = 1
@@ -84,6 +85,10 @@ def stored_fingerprint(path: str | Path) -> str | None:
 class ResultsWriter:
     """Writes one results file; the only writer of it. Use as a context manager.
 
+    The writer holds the file from construction to :meth:`close`: an exclusive lock on the
+    sidecar ``<path>.lock`` (:mod:`analogsim.file_lock`) records its pid, host and start time,
+    and a second writer of the same file, in this process or another, is refused at once.
+
     With a ``fingerprint`` (of the spec that makes the file) an existing file of the same
     fingerprint is resumed: its runs and finished points are kept, and :meth:`create_run`
     returns the run already there. A file of another spec is refused, never overwritten.
@@ -95,7 +100,8 @@ class ResultsWriter:
         fingerprint: :func:`spec_fingerprint` of the spec.
 
     Raises:
-        ResultsFileError: ``path`` holds results of another spec, or is not an analogsim file.
+        ResultsFileError: ``path`` holds results of another spec, is not an analogsim file, or
+            is being written by another writer (the message names it: pid, host, start time).
     """
 
     def __init__(self, path: str | Path, command: str | None = None,
@@ -103,16 +109,21 @@ class ResultsWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.resumed = False
-        if fingerprint is not None and self.path.exists():
-            stored = stored_fingerprint(self.path)
-            if stored != fingerprint:
-                raise ResultsFileError(
-                    f"{self.path} holds results of another spec (fingerprint "
-                    f"{str(stored)[:12]}…, this spec {fingerprint[:12]}…); give another "
-                    "output file or remove it")
-            self.resumed = True
-        # one writer; readers may watch the file while it grows
-        self.file = h5py.File(self.path, "a" if self.resumed else "w", locking=False)
+        self.lock = ResultsLock(self.path, command)  # before the file is read or written
+        try:
+            if fingerprint is not None and self.path.exists():
+                stored = stored_fingerprint(self.path)
+                if stored != fingerprint:
+                    raise ResultsFileError(
+                        f"{self.path} holds results of another spec (fingerprint "
+                        f"{str(stored)[:12]}…, this spec {fingerprint[:12]}…); give another "
+                        "output file or remove it")
+                self.resumed = True
+            # one writer (the lock); readers may watch the file while it grows
+            self.file = h5py.File(self.path, "a" if self.resumed else "w", locking=False)
+        except BaseException:
+            self.lock.release()
+            raise
         if not self.resumed:
             self.file.attrs.update(
                 {
@@ -138,9 +149,13 @@ class ResultsWriter:
         self.close()
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.attrs["finished"] = _now()
-            self.file.close()
+        """Close the file and release it to the next writer."""
+        try:
+            if self.file.id.valid:
+                self.file.attrs["finished"] = _now()
+                self.file.close()
+        finally:
+            self.lock.release()
 
     def add_config(self, name: str, toml_text: str) -> None:
         """Store the exact TOML of a card or spec under /config/<name>."""

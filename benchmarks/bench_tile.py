@@ -68,7 +68,7 @@ def bench_case(name, digital, x, mvm, dims, repeats, number):
     coded = programmed_layer(digital, asim.load_chip("pcm", **{"coding.scheme": FULL_CODING}))
     w_normalised = analog.tile.w_effective[0].reshape(analog.weight.shape)
     x16 = x.repeat(16, *([1] * (x.dim() - 1)))
-    with torch.inference_mode():
+    with torch.inference_mode(), asim.instances_folded(batch16):
         t_digital = best_time(lambda: digital(x), repeats, number)
         t_quiet = best_time(lambda: quiet(x), repeats, number)
         t_analog = best_time(lambda: analog(x), repeats, number)

@@ -241,6 +241,10 @@ MEASUREMENTS = {
     "negative": ("target_uS,programmed_uS\n1.0,-0.5\n", r"negative"),
     "too_few": ("target_uS,programmed_uS\n" + "".join(
         f"{t / 4:.2f},{t / 4 + 0.1:.2f}\n" for t in range(1, 20)), r"needs? .*\d+"),
+    "mixed_delimiters": ("target_uS;programmed_uS,time_s\n1.0;1.1,\n",
+                         r"header row .* mixes commas and semicolons"),
+    "space_separated": ("target_uS programmed_uS\n1.0 1.1\n",
+                        r"not separated by commas, semicolons or tabs"),
 }
 
 

@@ -109,7 +109,8 @@ def test_a_coded_model_on_the_ideal_card_reproduces_the_digital_model(mlp, schem
     analog = asim.program(asim.convert(mlp, chip), seed=0, instances=2).eval()
     x = torch.randn(16, 64, generator=torch.Generator().manual_seed(4))
     expected = mlp(x).repeat(2, 1)
-    torch.testing.assert_close(analog(x.repeat(2, 1)), expected, rtol=1e-5, atol=1e-5)
+    with asim.instances_folded(analog):
+        torch.testing.assert_close(analog(x.repeat(2, 1)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_redundancy_on_pcm_costs_real_devices_and_averages_their_noise(mlp):
@@ -123,7 +124,8 @@ def test_redundancy_on_pcm_costs_real_devices_and_averages_their_noise(mlp):
         cost = model_coding_cost(analog)
         assert cost.cells == sum(layer.tile.g_programmed.shape[-1]
                                  for _, layer in analog_layers(analog))  # one device row
-        errors[scheme] = (analog(x.repeat(8, 1)) - mlp(x).repeat(8, 1)).std()
+        with asim.instances_folded(analog):
+            errors[scheme] = (analog(x.repeat(8, 1)) - mlp(x).repeat(8, 1)).std()
         assert cost.devices == 2 * cost.cells  # differential pairs
     assert model_coding_cost(analog).r_avg == 4
     assert errors["sign+redundancy"] < 0.7 * errors["sign"]  # ≈ 1/√4 of the programming noise
@@ -136,7 +138,8 @@ def test_coded_tiles_round_trip_through_a_state_dict(mlp):
     restored = asim.convert(mlp, chip)
     restored.load_state_dict(analog.state_dict())
     x = torch.randn(8, 64).repeat(2, 1)
-    torch.testing.assert_close(restored.eval()(x), analog.eval()(x))
+    with asim.instances_folded(restored), asim.instances_folded(analog):
+        torch.testing.assert_close(restored.eval()(x), analog.eval()(x))
 
 
 def test_bad_coding_is_refused_with_the_field_named(mlp):

@@ -62,7 +62,8 @@ def test_ideal_card_reproduces_views_shared_modules_and_reflect_padding():
     x = torch.randn(6, 2, 8)
     assert torch.allclose(analog(x), model(x), atol=1e-5)
     asim.program(analog, seed=1, instances=2)
-    assert torch.allclose(analog(x.repeat(2, 1, 1)), model(x).repeat(2, 1), atol=1e-5)
+    with asim.instances_folded(analog):
+        assert torch.allclose(analog(x.repeat(2, 1, 1)), model(x).repeat(2, 1), atol=1e-5)
 
 
 def test_multihead_attention_and_linear_subclass():
@@ -124,7 +125,7 @@ def test_drift_before_program_and_unfolded_batches(mlp):
     with pytest.raises(ConversionError, match=r"call analogsim\.convert"):
         asim.program(mlp)
     asim.program(analog, instances=4)
-    with pytest.raises(ShapeError, match="not a multiple of 4"):
+    with pytest.raises(ShapeError, match="not a multiple of 4"), asim.instances_folded(analog):
         analog.eval()(torch.randn(6, 64))
     with pytest.raises(ShapeError, match="3 inputs, 2 labels"):
         asim.evaluate(analog, (torch.randn(3, 64), torch.zeros(2, dtype=torch.long)))

@@ -41,6 +41,7 @@ BUILTIN_OF = {
     errors.ConversionError: ValueError,
     errors.StateError: RuntimeError,
     errors.ShapeError: ValueError,
+    errors.ResourceError: MemoryError,
     errors.DataError: ValueError,
     errors.MissingDataFileError: FileNotFoundError,
     errors.ResultsFileError: ValueError,
@@ -192,8 +193,8 @@ def test_library_errors_are_catchable_as_builtins():
     with pytest.raises(ValueError, match=r"The 'seed' of program must be a non-negative integer; "
                                          r"got -1\."):
         program(None, seed=-1)
-    with pytest.raises(ValueError, match=r"The 't_seconds' of drift must be a time ≥ 0 s; "
-                                         r"got -1\.0\."):
+    with pytest.raises(ValueError, match=r"The 't_seconds' of drift must be a time ≥ 0 s "
+                                         r"and ≤ 1e\+10 s \(about 317 years\); got -1\.0\."):
         drift(None, -1.0)
     with pytest.raises(errors.UsageError, match=r"epochs and batch_size must be ≥ 1, got "
                                                 r"epochs=0, batch_size=128"):

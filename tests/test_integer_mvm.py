@@ -76,7 +76,7 @@ def test_a_large_analog_linear_takes_integer_products_and_agrees_with_float32(
                               **{"mapping.integer_products": integer_products})
         analog = asim.convert(digital, chip)
         asim.program(analog.eval(), seed=0, instances=2)
-        with torch.no_grad():
+        with torch.no_grad(), asim.instances_folded(analog):
             outputs.append(analog(x))
         assert calls == [2]  # one product of two instances' planes, with integer products only
     y_integer, y_float = outputs

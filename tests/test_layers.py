@@ -76,7 +76,7 @@ def test_a_model_built_from_analog_layers_programs_like_a_converted_one():
         asim.program(model.eval(), seed=5, instances=2)
         asim.drift(model, 3600)
     x = torch.randn(2 * 3, 1, 6, 6, generator=make_generator(12))
-    with torch.no_grad():
+    with torch.no_grad(), asim.instances_folded(built), asim.instances_folded(digital):
         assert torch.equal(built(x), digital(x))  # same weights, seeds and layer indices
 
 

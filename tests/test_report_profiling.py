@@ -318,4 +318,4 @@ def test_guided_replicates_of_several_models_are_summarised_per_model(tmp_path):
     assert (f"Guided − uniform: {100 * difference.mean():+.2f} pp "
             f"[{100 * (difference.mean() - half):+.2f}, {100 * (difference.mean() + half):+.2f}]"
             " (95 % CI, paired t over 2 trained models)") in page
-    assert "over 2 trained models (5 repeats each)" in page
+    assert "95 % CI over seeds, n = 2 seeds × 5 repeats" in page

@@ -7,13 +7,19 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import analogsim as asim
+from analogsim import cli
+from analogsim.experiments.resume import describe_progress
+from analogsim.results import ResultsWriter
 from analogsim.train.reference import trained_digits_mlp
+
+BASE_SPEC = (Path(__file__).parent / "bad_inputs" / "base_spec.toml.txt").read_text()
 
 SPEC = """
 [experiment]
@@ -98,7 +104,7 @@ def test_a_run_killed_with_sigkill_keeps_its_points_and_resumes_to_the_same_numb
     resumed = _cli("run", str(spec_file), "-o", str(tmp_path / "run.h5"), "--report",
                    str(tmp_path / "report"))
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout and "4 finished points found" in resumed.stdout
+    assert f"resuming {tmp_path / 'run.h5'}: 4 of 10 sweep points done\n" in resumed.stdout
     final = asim.load_results(tmp_path / "run.h5").runs["sweep"]
     assert final.done.all()
     np.testing.assert_array_equal(final.data["accuracy"], uninterrupted)
@@ -129,3 +135,39 @@ def test_a_file_of_another_spec_is_refused_not_overwritten(spec_file, tmp_path):
     assert refused.returncode == 2
     assert "holds results of another spec" in refused.stderr and "Traceback" not in refused.stderr
     assert target.read_bytes() == before
+
+
+def test_describe_progress_counts_points_and_trainings_in_the_users_terms(tmp_path):
+    path = tmp_path / "progress.h5"
+    with ResultsWriter(path) as writer:
+        sweep = writer.create_run("sweep", axes={"adc.bits": range(4), "noise": range(4),
+                                                 "instance": range(3)}, point_axes=2)
+        for index in list(np.ndindex(4, 4))[:12]:
+            sweep.write_point(index, accuracy=[0.5, 0.5, 0.5])
+        training = writer.create_run("train_model_seed0", axes={"epoch": range(20)},
+                                     metrics=("loss",), point_axes=1)
+        for epoch in range(20):
+            training.write_point((epoch,), loss=1.0)
+    assert describe_progress(path) == "12 of 16 sweep points done, training of seed 0 finished"
+    with ResultsWriter(path, fingerprint=None) as writer:  # a fresh file: several trainings
+        writer.create_run("budget", axes={"knob": ["a"], "layer": ["0"]}, point_axes=0)
+        for label, seed, epochs in (("sam", 0, 5), ("sam", 1, 5), ("sam", 2, 3)):
+            run = writer.create_run(f"train_{label}_seed{seed}", axes={"epoch": range(5)},
+                                    metrics=("loss",), point_axes=1)
+            for epoch in range(epochs):
+                run.write_point((epoch,), loss=1.0)
+    assert describe_progress(path) == ("budget not finished, 2 trainings finished, training "
+                                       "of sam seed 2: 3 of 5 epochs done")
+
+
+def test_a_resumed_training_sweep_says_what_it_found_and_draws_no_empty_bars(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(BASE_SPEC)
+    output = tmp_path / "run.h5"
+    argv = ["run", str(spec), "-o", str(output), "--report", str(tmp_path / "report")]
+    assert cli.main([*argv, "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert f"resuming {output}: 2 of 2 sweep points done, training of seed 0 finished\n" in out
+    assert "0it" not in err and "points found" not in out  # no empty progress bars

@@ -422,7 +422,8 @@ def test_ideal_card_reproduces_digital_model(
         )
         before = analog(x)
         asim.program(analog, seed=0, instances=3)
-        after = analog(x.repeat(3, *[1] * len(input_shape)))
+        with asim.instances_folded(analog):
+            after = analog(x.repeat(3, *[1] * len(input_shape)))
     assert (before - want).abs().max() <= 1e-5
     assert (after - want.repeat(3, 1)).abs().max() <= 1e-5
 
@@ -508,7 +509,7 @@ def test_instance_k_of_k_equals_lone_instance(layer_name: str, k: int, count: in
     for name in ("g_programmed", "drift_exponents", "w_effective", "compensation_factor"):
         assert torch.equal(getattr(tile_t, name)[k], getattr(tile_a, name)[0]), name
     x = torch.randn((5, *input_shape), generator=make_generator(304))
-    with torch.no_grad():
+    with torch.no_grad(), asim.instances_folded(together):
         y_t = together(x.repeat(count, *[1] * len(input_shape)))
         y_a = alone(x)
     assert torch.equal(y_t[k * 5 : (k + 1) * 5], y_a)
@@ -526,7 +527,7 @@ def test_instance_of_a_tiled_convolution_equals_lone_instance() -> None:
     together, alone = programmed(factory, chip, 3, 3), programmed(factory, chip, 3, [1])
     assert len(the_layer(alone).tile.layout.row_chunks) == 3
     x = torch.randn((4, 6, 8, 8), generator=make_generator(306))
-    with torch.no_grad():
+    with torch.no_grad(), asim.instances_folded(together):
         assert torch.equal(together(x.repeat(3, 1, 1, 1))[4:8], alone(x))
 
 
@@ -535,7 +536,8 @@ def test_same_seed_same_chip_different_seed_different_chip() -> None:
     chip = asim.load_chip("pcm", per_read_noise_additive_std=0.01)
     first, again, other = (programmed(factory, chip, s, 2) for s in (7, 7, 8))
     x = torch.randn((5, *input_shape), generator=make_generator(305)).repeat(2, 1)
-    with torch.no_grad():
+    with torch.no_grad(), asim.instances_folded(first), asim.instances_folded(again), \
+            asim.instances_folded(other):
         y_first, y_again, y_other = first(x), again(x), other(x)
     tiles = [the_layer(m).tile for m in (first, again, other)]
     assert torch.equal(tiles[0].g_programmed, tiles[1].g_programmed)

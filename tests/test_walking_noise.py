@@ -10,6 +10,7 @@ from analogsim.errors import SpecError
 from analogsim.experiments.run import run_spec
 from analogsim.experiments.spec import load_spec
 from analogsim.profiling import allocate_repetitions
+from analogsim.report import write_report
 
 WALKING_SPEC = """
 [experiment]
@@ -136,3 +137,14 @@ def test_bad_walking_specs_name_key_value_and_expectation(tmp_path, old, new, me
     path.write_text(WALKING_SPEC.replace(old, new))
     with pytest.raises(SpecError, match=message):
         load_spec(path)
+
+
+def test_midpoints_are_also_fitted_per_seed_and_reported_over_seeds(walking):
+    """μ from the seed mean hides how μ varies with the trained model: each seed is fitted
+    alone too, and the report gives μ's mean and CI over the seeds."""
+    results, folder = walking
+    per_seed = results.runs["layerwise_noise_midpoints_per_seed"]
+    assert per_seed.data["mu"].shape == (8, 2) and np.isfinite(per_seed.data["mu"]).any()
+    page = write_report(folder / "walking.h5", folder / "report").read_text(encoding="utf-8")
+    assert "μ over seeds, mean [95 % CI]" in page and "(n = 2 seeds)" in page
+    assert "95 % CI over seeds, n = 2 seeds × 3 repeats" in page  # guided, per trained model

@@ -57,7 +57,7 @@ from analogsim.cards import (
     PolynomialProgrammingNoise,
     RramRelaxation,
 )
-from analogsim.errors import ConversionError, MissingExtraError
+from analogsim.errors import ConversionError, MissingExtraError, ShapeError, StateError
 from analogsim.seeding import Purpose, derive_seed, global_rng_seeded, time_key
 from analogsim.tiles import device_model
 
@@ -225,7 +225,8 @@ class AihwkitModel(nn.Module, BackendModel):
 
     Built by ``analogsim.convert(model, chip, backend="aihwkit")``; the verbs ``program``,
     ``drift`` and ``evaluate`` work on it as on a native model. Inputs with K programmed
-    instances are folded into the batch, instance-major, as for the native tiles.
+    instances are folded into the batch, instance-major, as for the native tiles (with K > 1
+    only inside :func:`analogsim.instances_folded`).
     """
 
     def __init__(self, model: nn.Module, chip: Chip, tile: TileKind = "cpp") -> None:
@@ -273,6 +274,16 @@ class AihwkitModel(nn.Module, BackendModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.chips or self.training:
             return self.template(x)
+        if not self.instances_folded and self.instances > 1:
+            raise StateError(
+                f"this aihwkit model is programmed with {self.instances} chip instances and a "
+                "plain forward would spread the batch across them; use analogsim.evaluate("
+                "model, data), or call the model inside `with analogsim.instances_folded("
+                "model):` on inputs (K·B, ...) instance-major, or program with instances=1")
+        if x.shape[0] % self.instances:
+            raise ShapeError(f"a model programmed with {self.instances} chip instances takes "
+                             f"inputs (K·B, ...); got a batch of {x.shape[0]}, not a multiple "
+                             f"of {self.instances}")
         self._forward_calls += 1
         outputs = []
         for k, block, instance in zip(self.instance_ids, x.chunk(self.instances), self.chips,

@@ -12,6 +12,10 @@ class BackendModel(ABC):
     native analog layers.
     """
 
+    #: With K > 1 instances, inputs are (K·B, ...) instance-major; set on the model by
+    #: :func:`analogsim.instances_folded`, a plain forward refuses them.
+    instances_folded = False
+
     @property
     @abstractmethod
     def instances(self) -> int:

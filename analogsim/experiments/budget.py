@@ -38,6 +38,7 @@ from analogsim.errors import CardError, SpecError
 from analogsim.evaluation import evaluate
 from analogsim.experiments.sweep import analog_copy, base_layer_chips
 from analogsim.programming import drift, program
+from analogsim.units import TIME_RANGE, is_valid_time
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ def make_knob(chip: Chip, name: str, time_s: float,
     if name == DRIFT_TIME:
         if time_s <= 0:
             raise SpecError("the drift_time knob needs an evaluation time_s > 0")
+        if grid and not all(map(is_valid_time, grid)):
+            raise SpecError(f"the drift_time knob's grid must hold times, each {TIME_RANGE}; "
+                            f"got {list(grid)}")
         values = grid or [time_s * f for f in TIME_FACTORS]
         return Knob(name, tuple(float(v) for v in values), "s", "up", time_s, True)
     try:

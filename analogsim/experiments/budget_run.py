@@ -21,6 +21,7 @@ from analogsim.experiments.budget import Budget, find_budget
 from analogsim.experiments.budget_spec import BudgetSpec
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, spec_fingerprint
+from analogsim.sampling import sampling_attrs
 from analogsim.units import format_duration
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
                                 f"(seed {spec.seeds[0]})",
                        "tolerance_pp": spec.tolerance_pp,
                        "baseline_accuracy": budgets[0].baseline,
-                       "test_samples": len(data.y_test)},
+                       "test_samples": len(data.y_test),
+                       **sampling_attrs(seed=1, instance=spec.instances)},
                 point_axes=1)
             for j in range(len(layers)):
                 curve.write_point((j,), accuracy=budgets[0].curves[i][j])

@@ -38,6 +38,7 @@ from analogsim.experiments.spec_fields import (
     seed_list,
     table,
 )
+from analogsim.units import TIME_RANGE, is_valid_time
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def parse_budget_spec(data: dict[str, Any], text: str, source: str) -> BudgetSpe
     for key, value in (("tolerance_pp", tolerance), ("time_s", time_s)):
         if not is_number(value) or not value > 0:
             raise SpecError(f"{where}: {key} must be a number > 0, got {value!r}")
+    if not is_valid_time(time_s):
+        raise SpecError(f"{where}: time_s must be {TIME_RANGE}, got {time_s!r}")
     seeds = seed_list(budget.get("seeds", [0]), f"{where}.seeds")
     grids = budget.get("grids", {})
     if not isinstance(grids, dict):

@@ -12,7 +12,7 @@ A spec of kind ``sweep``::
     name = "mlp"                    # trained by [training], or checkpoint = "weights.pt"
     [training]
     epochs = 30
-    seeds = [0]                     # one model
+    seeds = [0, 1, 2]               # one model each, every one on the same chip instances
 
     [chip]
     card = "pcm"                    # a shipped card or a .toml path (relative: to the spec)
@@ -54,6 +54,7 @@ from analogsim.experiments.spec_fields import (
     number_list,
     positive_int,
     table,
+    time_list,
 )
 from analogsim.experiments.sweep import SweepPlan, base_layer_chips
 
@@ -164,13 +165,13 @@ def parse_sweep_spec(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SpecError(f"{where}: seed must be a non-negative integer, got {seed!r}")
     axes = card_axes(sweep.get("axes", []), f"{where}.axes")
-    times_s = number_list(sweep.get("times_s", [0.0]), f"{where}.times_s")
+    times_s = time_list(sweep.get("times_s", [0.0]), f"{where}.times_s")
     instances = positive_int(sweep.get("instances", 8), f"{where}.instances")
     try:
         plan = SweepPlan(axes=axes, times_s=times_s, instances=instances, seed=seed)
     except UsageError as error:
         raise SpecError(f"{where}: {error}") from None
-    setup, chip = model_setup(data, source, one_model=True), chip_setup(data, source)
+    setup, chip = model_setup(data, source), chip_setup(data, source)
     untrained = models.create(setup.model, **setup.model_options)
     # before any training: a bad axis, per_layer or exclude pattern fails now
     check_axes(plan.axes, list(base_layer_chips(untrained, chip.chip, chip.per_layer,

@@ -22,6 +22,7 @@ from analogsim.conversion import convert
 from analogsim.evaluation import evaluate
 from analogsim.programming import drift, program
 from analogsim.results import ResultsWriter
+from analogsim.sampling import sampling_attrs
 from analogsim.train.reference import trained_digits_mlp
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ class DemoResult:
         results_path: the results file.
         digital_accuracy: the digital model's test accuracy (fraction).
         accuracy: [compensation, time, instance] test accuracy on the chip (fraction).
+        test_samples: the test samples behind each accuracy.
     """
 
     results_path: Path
     digital_accuracy: float
     accuracy: np.ndarray
+    test_samples: int = 0
 
 
 def run_demo(
@@ -85,6 +88,7 @@ def run_demo(
                 "digital_accuracy": digital.mean,
                 "test_samples": digital.samples,
                 "seed": seed,
+                **sampling_attrs(seed=1, instance=instances),
                 "model": "mlp 64-64-64-10",
                 "dataset": "digits",
             },
@@ -99,4 +103,4 @@ def run_demo(
                 accuracy[i, j] = result.accuracy
                 run.write_point((i, j), accuracy=result.accuracy)
                 log.info("compensation %-6s t = %10.0f s: %s", method, t, result)
-    return DemoResult(Path(results_path), digital.mean, accuracy)
+    return DemoResult(Path(results_path), digital.mean, accuracy, digital.samples)

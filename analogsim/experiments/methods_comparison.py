@@ -32,6 +32,7 @@ from analogsim.experiments.methods_spec import MethodsSpec
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.programming import drift, program
 from analogsim.results import ResultsWriter, spec_fingerprint
+from analogsim.sampling import sampling_attrs
 from analogsim.seeding import Purpose, make_generator
 from analogsim.train.perturbation import attack_accuracy
 
@@ -59,7 +60,8 @@ def run_methods_comparison(
             attrs={"title": f"{spec.name}: accuracy under Gaussian weight attack "
                             f"({evaluation.attack_kind} σ)",
                    "summary": spec.description, "test_samples": len(data.y_test),
-                   "attack_kind": evaluation.attack_kind},
+                   "attack_kind": evaluation.attack_kind,
+                   **sampling_attrs(seed=len(seeds), draw=evaluation.attack_draws)},
         )
         chip_run = None
         if evaluation.chip is not None:
@@ -69,7 +71,8 @@ def run_methods_comparison(
                       "replicate": range(len(seeds) * evaluation.chip_instances)},
                 units={"time": "s", "accuracy": "fraction"},
                 attrs={"title": f"{spec.name}: accuracy on the {evaluation.chip} card",
-                       "test_samples": len(data.y_test), "card": evaluation.chip},
+                       "test_samples": len(data.y_test), "card": evaluation.chip,
+                       **sampling_attrs(seed=len(seeds), instance=evaluation.chip_instances)},
             )
         timing = writer.create_run(
             "training_time", axes={"method": labels, "seed": seeds}, metrics=("seconds",),

@@ -54,6 +54,7 @@ from analogsim.experiments.spec_fields import (
     number_list,
     positive_int,
     table,
+    time_list,
 )
 from analogsim.train import (
     Method,
@@ -199,8 +200,8 @@ def parse_methods_spec(data: dict[str, Any], text: str, source: str) -> MethodsS
             attack_sigmas=number_list(evaluation.get("attack_sigmas", [0.0]),
                                       f"{source}: evaluation.attack_sigmas"),
             attack_kind=attack_kind, attack_draws=draws, chip=chip,
-            chip_times_s=number_list(evaluation.get("chip_times_s", [86400.0]),
-                                     f"{source}: evaluation.chip_times_s"),
+            chip_times_s=time_list(evaluation.get("chip_times_s", [86400.0]),
+                                   f"{source}: evaluation.chip_times_s"),
             chip_instances=instances,
         ),
         text=text,

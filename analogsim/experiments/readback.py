@@ -15,6 +15,7 @@ from analogsim.cards import load_chip
 from analogsim.hardware.chip_exchange import ReadbackEvaluation, evaluate_readback
 from analogsim.hardware.model_file import load_model_file
 from analogsim.results import ResultsWriter
+from analogsim.sampling import sampling_attrs
 
 
 def run_readback(model_path: str | Path, readback_path: str | Path,
@@ -49,7 +50,8 @@ def run_readback(model_path: str | Path, readback_path: str | Path,
                               "chip": range(measured.accuracy.shape[1])},
             units={"time": "s", "accuracy": "fraction"},
             attrs={"title": f"{saved.name} on measured conductances ({readback_path})",
-                   "card": chip.name, "test_samples": len(data.y_test)})
+                   "card": chip.name, "test_samples": len(data.y_test),
+                   **sampling_attrs(seed=1, chip=measured.accuracy.shape[1])})
         for j, row in enumerate(measured.accuracy):
             run.write_point((j,), accuracy=row)
     return measured

@@ -10,6 +10,10 @@
   midpoint fits and guided multi-execution (S2);
 - ``budget`` (:mod:`.budget_spec`): the per-layer noise budget of a model on a card.
 
+Any kind may also state ``[[claims]]``: what a reproduction expects, each with the test that
+decides it (:mod:`analogsim.claims`). They are checked here, before the run, stored with the
+spec's text, and judged from the results afterwards; the run itself does not read them.
+
 Specs are data, never code. Every error names the key, the value and what was expected.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analogsim.claims import parse_claims
 from analogsim.errors import SpecError
 from analogsim.experiments.budget_spec import BudgetSpec, parse_budget_spec
 from analogsim.experiments.chip_spec import SweepSpec, parse_sweep_spec
@@ -54,4 +59,5 @@ def load_spec(path: str | Path) -> Spec:
     if unknown:
         raise SpecError(f"{source}: [experiment]: unknown key {unknown[0]!r}; expected one of "
                         f"{sorted(allowed)}")
+    parse_claims(data.pop("claims", []), source)  # a malformed claim fails before the run
     return _PARSERS[kind](data, text, source)

@@ -18,6 +18,7 @@ import numpy as np
 from analogsim import datasets, models
 from analogsim.errors import MissingSpecFileError, SpecError, require_file
 from analogsim.train import TrainingConfig
+from analogsim.units import TIME_RANGE, is_valid_time
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ def number_list(value: Any, where: str) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def time_list(value: Any, where: str) -> tuple[float, ...]:
+    """Times after programming: a :func:`number_list` of times in [0, ``MAX_TIME_S``] s."""
+    times = number_list(value, where)
+    if not all(map(is_valid_time, times)):
+        raise SpecError(f"{where} must be a non-empty list of times, each {TIME_RANGE}; got "
+                        f"{list(times)}")
+    return times
+
+
 def seed_list(value: Any, where: str) -> tuple[int, ...]:
     """A non-empty list of non-negative integer seeds."""
     if not isinstance(value, list) or not value or not all(
@@ -139,9 +149,11 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
         checkpoint = str(path)
     training_table = dict(table(data, "training", source, required=checkpoint is None))
     seeds = seed_list(training_table.pop("seeds", [0]), f"{source}: training.seeds")
-    if one_model and len(seeds) != 1:
-        raise SpecError(f"{source}: this experiment measures one model; training.seeds must "
-                        f"have one entry, got {seeds!r}")
+    if (one_model or checkpoint is not None) and len(seeds) != 1:
+        why = ("this experiment measures one model" if one_model else
+               "model.checkpoint gives one trained model")
+        raise SpecError(f"{source}: {why}; training.seeds must have one entry, got "
+                        f"{list(seeds)!r}")
     training = None
     if checkpoint is None:
         if "augment" in training_table:

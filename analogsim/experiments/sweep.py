@@ -26,6 +26,7 @@ from analogsim.experiments.card_grid import CardAxis, check_axes, grid_points, l
 from analogsim.experiments.interruption import check_stop
 from analogsim.programming import coding_cost, drift, program
 from analogsim.tiles.coding import CodingCost
+from analogsim.units import TIME_RANGE, is_valid_time
 
 PointCallback = Callable[[tuple[int, ...], np.ndarray, CodingCost], None]
 
@@ -47,9 +48,9 @@ class SweepPlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.times_s or any(not t >= 0 for t in self.times_s):
-            raise UsageError(f"times_s must be a non-empty list of times ≥ 0 s, got "
-                             f"{list(self.times_s)}")
+        if not self.times_s or not all(map(is_valid_time, self.times_s)):
+            raise UsageError(f"times_s must be a non-empty list of times, each {TIME_RANGE}; "
+                             f"got {list(self.times_s)}")
         if self.instances < 1:
             raise UsageError(f"instances must be ≥ 1, got {self.instances!r}")
 
@@ -165,8 +166,10 @@ def sweep_accuracy(
     check_axes(plan.axes, list(base), next(iter(base.values())))
     job = SweepJob(model, test, chip, base, plan, batch_size)
     accuracy = np.full(plan.shape, np.nan)
-    indices = [index for index, _ in grid_points(plan.axes) if not skip(index)]
-    with tqdm(total=len(indices), desc="sweep points", disable=not progress) as bar:
+    points = [index for index, _ in grid_points(plan.axes)]
+    indices = [index for index in points if not skip(index)]
+    with tqdm(total=len(points), initial=len(points) - len(indices), desc="sweep points",
+              disable=not progress or not indices) as bar:
         for index, values, cost in runner(job, indices):
             accuracy[index] = values
             if on_point is not None:

@@ -1,23 +1,32 @@
 """Kind ``sweep``: a model evaluated over a grid of card fields, drift times and instances.
 
-The results file holds ``/runs/sweep`` with accuracy[axis…, time, instance], one point per
-card-grid point (every time and instance of it written at once), the digital model's own
-accuracy (attribute ``digital_accuracy``), and what the weight coding
-costs there: r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
-``/config``, and the model's training history when the spec trains it.
+The results file holds ``/runs/sweep`` with accuracy[axis…, time, instance] for one training
+seed, or accuracy[axis…, time, replicate] with the replicates seed-major (seeds × chips; the
+run's ``sample_axes``/``sample_shape`` attributes say so) for several: one model is trained per
+seed of ``[training] seeds`` and every one is evaluated on the same chip instances. A point
+(every time and replicate of one card-grid point) is written at once. Beside it: the digital
+models' accuracy (attributes ``digital_accuracy``, their mean, and
+``digital_accuracy_per_seed``), and what the weight coding costs there (mean over seeds):
+r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
+``/config``, and each model's training history when the spec trains it.
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
 
 from analogsim.evaluation import evaluate
 from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.cluster import ClusterRunner, cluster_client
 from analogsim.experiments.sweep import run_in_process, sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
-from analogsim.results import ResultsWriter, spec_fingerprint
+from analogsim.results import ResultsWriter, Run, spec_fingerprint
+from analogsim.sampling import sampling_attrs
+from analogsim.tiles.coding import CodingCost
 
 #: What the coding of the model costs at each card-grid point (written beside accuracy).
 COST_METRICS = ("r_avg", "devices", "side_bits_per_weight")
@@ -48,12 +57,18 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
                                                    fingerprint=spec_fingerprint(spec.text)))
         writer.add_config("spec", spec.text)
         writer.add_config("card", spec.chip.chip.to_toml())
-        model, _ = trained_model(spec.setup, spec.setup.seeds[0], data, writer,
-                                 results_path.with_suffix(".checkpoints"), progress=progress)
+        seeds = spec.setup.seeds
+        models = [trained_model(spec.setup, seed, data, writer,
+                                results_path.with_suffix(".checkpoints"), progress=progress)[0]
+                  for seed in seeds]
+        digital = [evaluate(model, (data.x_test, data.y_test)).mean for model in models]
         axes = {axis.name: _stored_axis(axis.values) for axis in plan.axes}
+        # the chips of one trained model, or seed-major seeds × chips for several
+        replicates = "instance" if len(seeds) == 1 else "replicate"
         run = writer.create_run(
-            "sweep", axes={**axes, "time": plan.times_s, "instance": range(plan.instances)},
-            metrics={"accuracy": (*axes, "time", "instance"),
+            "sweep", axes={**axes, "time": plan.times_s,
+                           replicates: range(len(seeds) * plan.instances)},
+            metrics={"accuracy": (*axes, "time", replicates),
                      **dict.fromkeys(COST_METRICS, tuple(axes))},
             units={**{a.name: a.unit for a in plan.axes}, "time": "s",
                    "accuracy": "fraction", "r_avg": "cells/weight",
@@ -62,15 +77,43 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
                                              f"{spec.chip.chip.name} card",
                    "summary": spec.description, "card": spec.chip.chip.name,
                    "seed": plan.seed, "test_samples": len(data.y_test),
-                   "digital_accuracy": evaluate(model, (data.x_test, data.y_test)).mean},
+                   **sampling_attrs(seed=len(seeds), instance=plan.instances),
+                   "training_seeds": list(seeds),
+                   "digital_accuracy": float(np.mean(digital)),
+                   "digital_accuracy_per_seed": digital},
             point_axes=len(plan.axes))
-        sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
-                       per_layer=spec.chip.per_layer, exclude=spec.chip.exclude,
-                       skip=run.is_done,
-                       on_point=lambda index, values, cost: run.write_point(
-                           index, accuracy=values, r_avg=cost.r_avg, devices=cost.devices,
-                           side_bits_per_weight=cost.side_bits_per_weight),
-                       runner=runner, progress=progress)
+        per_seed = PointsOverSeeds(run, len(seeds))
+        for s, model in enumerate(models):
+            sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
+                           per_layer=spec.chip.per_layer, exclude=spec.chip.exclude,
+                           skip=run.is_done, on_point=functools.partial(per_seed.add, s),
+                           runner=runner, progress=progress)
     return results_path
 
 
+
+
+class PointsOverSeeds:
+    """Collects a card-grid point's results from each trained model and writes the point once
+    every seed has it: accuracy[time, seed-major seeds × chips]; the coding cost, which
+    depends on the trained weights, as its mean over seeds. A point interrupted before its last
+    seed is evaluated again on resume (the same numbers: every draw is seeded)."""
+
+    def __init__(self, run: Run, seeds: int) -> None:
+        self.run = run
+        self.seeds = seeds
+        self.pending: dict[tuple[int, ...], dict[int, tuple[np.ndarray, CodingCost]]] = {}
+
+    def add(self, seed_index: int, index: tuple[int, ...], accuracy: np.ndarray,
+            cost: CodingCost) -> None:
+        """Seed ``seed_index``'s accuracy[time, instance] and coding cost at ``index``."""
+        parts = self.pending.setdefault(index, {})
+        parts[seed_index] = (accuracy, cost)
+        if len(parts) < self.seeds:
+            return
+        del self.pending[index]
+        ordered = [parts[s] for s in range(self.seeds)]
+        self.run.write_point(
+            index, accuracy=np.concatenate([a for a, _ in ordered], axis=-1),
+            **{metric: float(np.mean([getattr(c, metric) for _, c in ordered]))
+               for metric in COST_METRICS})

@@ -57,6 +57,7 @@ from analogsim.profiling import (
 )
 from analogsim.profiling.noise_laws import NoiseLaw
 from analogsim.results import ResultsWriter, Run, spec_fingerprint
+from analogsim.sampling import sampling_attrs
 from analogsim.seeding import Purpose, derive_seed
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,39 @@ def _fit_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
             table[metric][i] = float(getattr(fit, metric))
         fitted[i] = fit.curve(fine)
     run.write_point((), **table, fitted_accuracy=fitted)
+    if accuracy.shape[-1] >= 2:
+        _per_seed_table(writer, source, name, labels, sigmas, accuracy, spec, num_classes,
+                        test_samples)
     return table["mu"]
+
+
+def _per_seed_table(writer: ResultsWriter, source: Run, name: str, labels: list[str],
+                    sigmas: np.ndarray, accuracy: np.ndarray, spec: WalkingNoiseSpec,
+                    num_classes: int, test_samples: int) -> None:
+    """μ fitted to each seed alone (Δy: the test set's binomial error), written as
+    ``<name>_midpoints_per_seed`` [site, seed]: the spread of μ over trained models, which
+    the fit of the seed mean does not show."""
+    seeds = source.group["axes/seed"][()]
+    run = writer.create_run(
+        f"{name}_midpoints_per_seed", axes={"site": labels, "seed": seeds},
+        metrics={"mu": ("site", "seed"), "falls_to_chance": ("site", "seed")},
+        units={"mu": source.group["axes/sigma"].attrs["unit"]},
+        attrs={"kind": "midpoints_per_seed", "source_run": name,
+               "title": f"midpoint μ per seed of {name.replace('_', ' ')}"}, point_axes=0)
+    mu = np.full((len(labels), len(seeds)), np.nan)
+    falls = mu.copy()
+    kept = sigmas > 0 if spec.fit.x_space == "log10" else np.ones(len(sigmas), bool)
+    for (i, s), _ in np.ndenumerate(mu):
+        y = accuracy[i][kept][:, s]
+        try:
+            fit = fit_midpoint(sigmas[kept], y, spread=np.zeros(len(y)), num_classes=num_classes,
+                               fix_amin=spec.fit.fix_amin, x_space=spec.fit.x_space,
+                               components=spec.fit.components, dy_floor=spec.fit.dy_floor,
+                               n_test=test_samples)
+        except SpecError:
+            continue
+        mu[i, s], falls[i, s] = float(fit.mu), float(fit.falls_to_chance)
+    run.write_point((), mu=mu, falls_to_chance=falls)
 
 
 def run_walking_noise(spec: WalkingNoiseSpec, results_path: str | Path,
@@ -274,6 +307,7 @@ def _guided(guided: GuidedSpec, spec: WalkingNoiseSpec, writer: ResultsWriter,
                "repetitions_uniform": allocations["uniform"],
                "repetitions_guided": allocations["guided"], "law": spec.noise.law,
                "models": len(trained), "repeats": guided.repeats,
+               **sampling_attrs(seed=len(trained), repeat=guided.repeats),
                "title": f"{spec.name}: guided vs uniform multi-execution at σ = {sigma:.3g} "
                         f"(n_t = {guided.budget * operators})"})
     law = noise_law(spec.noise, sigma)

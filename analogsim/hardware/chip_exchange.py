@@ -53,6 +53,8 @@ from analogsim.evaluation import evaluate
 from analogsim.programming import program
 from analogsim.seeding import Purpose, make_generator, time_key
 from analogsim.tiles import device_model
+from analogsim.tiles.programmed import check_conductances
+from analogsim.units import TIME_RANGE, is_valid_time
 
 TARGETS_FORMAT = "analogsim-targets"
 READBACK_FORMAT = "analogsim-readback"
@@ -200,12 +202,16 @@ def evaluate_readback(model: nn.Module, chip: Chip, readback_path: str | Path,
     the drift-compensation reference. ``seed`` seeds the periphery's per-read noise.
 
     Raises:
-        DataError: not a read-back file, or layers/shapes that do not match the model.
+        DataError: not a read-back file, layers/shapes that do not match the model, read times
+            that are not times, or conductances a chip does not give (not finite, negative,
+            in siemens: :func:`~analogsim.tiles.programmed.check_conductances`, the check of
+            ``fit-device``).
     """
     with _open(readback_path, READBACK_FORMAT) as handle:
-        times = np.asarray(handle.attrs["times_s"], dtype=float)
+        times = np.asarray(handle.attrs["times_s"], dtype=float).reshape(-1)
         reads = {name: torch.from_numpy(group["g_uS"][()])
                  for name, group in handle["layers"].items()}
+    _check_reads(readback_path, times, reads)
     instances = {tensor.shape[1] for tensor in reads.values()}
     if len(instances) != 1:
         raise DataError(f"{readback_path}: layers hold different numbers of chips {instances}")
@@ -220,6 +226,20 @@ def evaluate_readback(model: nn.Module, chip: Chip, readback_path: str | Path,
             layer.tile.load_measured(reads[name][j], float(t), programmed=j == 0)
         rows.append(evaluate(analog, test, seed=seed).accuracy)
     return ReadbackEvaluation(times, np.stack(rows))
+
+
+def _check_reads(path: str | Path, times: np.ndarray, reads: dict[str, torch.Tensor]) -> None:
+    """Refuse read times and measured conductances no chip gives, before any work."""
+    if not times.size or not all(map(is_valid_time, times)):
+        raise DataError(f"{path}: attribute times_s = {times.tolist()}; expected one time per "
+                        f"read, each {TIME_RANGE}")
+    for name, g in reads.items():
+        if g.dim() != 5 or g.shape[0] != times.size:
+            raise DataError(f"{path}: layers/{name}/g_uS has shape {tuple(g.shape)}; expected "
+                            f"(times = {times.size}, chips, devices per weight, outputs, rows)")
+        check_conductances(g, str(path), f"layers/{name}/g_uS", lambda i, shape=g.shape: (
+            "read {}, chip {}, device {}, output {}, row {}".format(
+                *(int(n) for n in np.unravel_index(i, shape)))))
 
 
 def _open(path: str | Path, expected: str) -> h5py.File:

@@ -8,7 +8,8 @@ Layout
 A measurement file is a table in *long format*: one row per conductance read. It is either
 
 - a CSV file (``.csv``): one header row of column names, then one row per read, cells separated
-  by commas; lines starting with ``#`` and blank lines are skipped (use them for notes); or
+  by commas, semicolons or tabs (the one the header row uses; the numbers keep their decimal
+  point); lines starting with ``#`` and blank lines are skipped (use them for notes); or
 - an HDF5 file (``.h5``, ``.hdf5``): one 1-D dataset per column at the file's root, all of the
   same length, named as the CSV columns. A dataset may carry a ``units`` attribute; if it does,
   it must be the unit below (``"uS"`` or ``"µS"``, ``"s"``).
@@ -60,6 +61,8 @@ import h5py
 import numpy as np
 
 from analogsim.errors import DataError, MissingDataFileError, require_file
+from analogsim.tiles.programmed import SIEMENS_LIMIT as SIEMENS_LIMIT
+from analogsim.tiles.programmed import check_conductances
 
 #: Every column of the layout and its unit.
 COLUMNS = {"device": "", "target_uS": "µS", "programmed_uS": "µS", "time_s": "s",
@@ -67,8 +70,6 @@ COLUMNS = {"device": "", "target_uS": "µS", "programmed_uS": "µS", "time_s": "
 REQUIRED = ("target_uS", "programmed_uS")
 _CONDUCTANCES = ("target_uS", "programmed_uS", "conductance_uS")
 _READ_COLUMNS = ("time_s", "conductance_uS")
-#: Largest value of a conductance column that still looks like siemens rather than µS.
-SIEMENS_LIMIT = 1e-3
 _UNIT_SPELLINGS = {"µS": {"uS", "µS", "microsiemens"}, "s": {"s", "seconds"}}
 
 
@@ -138,7 +139,8 @@ def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], Callable[[int], str]]:
     if not numbered:
         raise DataError(f"{path}: no header row; the first line that is not a # comment names "
                         f"the columns ({', '.join(COLUMNS)})")
-    rows = list(csv.reader(line for _, line in numbered))
+    delimiter = _delimiter(numbered[0][1], path)
+    rows = list(csv.reader((line for _, line in numbered), delimiter=delimiter))
     header = [name.strip() for name in rows[0]]
     _check_header(header, str(path))
     body, line_numbers = rows[1:], [n for n, _ in numbered[1:]]
@@ -149,6 +151,24 @@ def _read_csv(path: Path) -> tuple[dict[str, np.ndarray], Callable[[int], str]]:
     columns = {name: np.array([row[i].strip() for row in body], dtype=object)
                for i, name in enumerate(header)}
     return columns, lambda i: f"line {line_numbers[i]}"
+
+
+#: The cell separators a CSV measurement file may use; its header row says which.
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def _delimiter(header: str, path: Path) -> str:
+    """The separator of a CSV file: the one of :data:`DELIMITERS` its header row uses."""
+    used = [d for d in DELIMITERS if d in header.strip()]
+    if len(used) > 1:
+        raise DataError(f"{path}: the header row {header.strip()!r} mixes "
+                        f"{' and '.join(DELIMITERS[d] for d in used)}; separate every cell by "
+                        "the same one of commas, semicolons or tabs")
+    if not used and header.strip() not in COLUMNS:
+        raise DataError(f"{path}: the header row {header.strip()!r} is not separated by "
+                        f"commas, semicolons or tabs; name the columns ({', '.join(COLUMNS)}) "
+                        "separated by one of them")
+    return used[0] if used else ","
 
 
 def _read_hdf5(path: Path) -> tuple[dict[str, np.ndarray], Callable[[int], str]]:
@@ -235,15 +255,9 @@ def _numbers(values: np.ndarray, name: str, source: str, where: Callable[[int], 
 
 def _check_conductance(values: np.ndarray, name: str, source: str,
                        where: Callable[[int], str]) -> None:
-    finite = values[np.isfinite(values)]
-    if finite.size and finite.min() < 0:
-        i = int(np.nanargmin(values))
-        raise DataError(f"{source}: {where(i)}, column {name!r}: negative conductance "
-                        f"{values[i]:g} µS; conductances are ≥ 0 µS (check the sign of the "
-                        "readout and any baseline subtraction, or drop the row)")
-    if finite.size and 0 < finite.max() < SIEMENS_LIMIT:
-        raise DataError(f"{source}: column {name!r} tops out at {finite.max():.3g}, which looks "
-                        "like siemens; multiply by 1e6 to give µS")
+    """The check every measured conductance gets, here and in a chip's read-back."""
+    check_conductances(values, source, f"column {name!r}", where,
+                       empty_allowed=name in _READ_COLUMNS)
 
 
 def _build(columns: dict[str, np.ndarray], source: str,

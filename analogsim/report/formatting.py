@@ -11,7 +11,6 @@ from analogsim.units import format_duration
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 _AXIS_NAMES = {"sigma": "noise level σ"}
-_REPLICATES = {"instance": "chip instances", "seed": "training seeds", "replicate": "replicates"}
 
 
 def is_time(axis: str, unit: str) -> bool:
@@ -56,11 +55,6 @@ def axis_label(run: RunData, axis: str) -> str:
         return "time after programming"
     name = axis if "." in axis else _AXIS_NAMES.get(axis, axis.replace("_", " "))
     return f"{name} [{unit}]" if unit and not is_time(axis, unit) else name
-
-
-def replicates_noun(axis: str) -> str:
-    """What the replicates along an axis are: 'chip instances', 'training seeds', …"""
-    return _REPLICATES.get(axis, f"{axis.replace('_', ' ')}s")
 
 
 def format_value_error(value: float, error: float) -> str:

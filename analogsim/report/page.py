@@ -44,8 +44,11 @@ _SECTIONS: dict[str, Section] = {
 
 
 def _drawn_with_its_source(run: RunData, results: Results) -> bool:
-    """A midpoint fit is drawn in the section of its walking-noise run, when the file has it."""
-    return run.attrs.get("kind") == "midpoints" and run.attrs.get("source_run") in results.runs
+    """A midpoint fit is drawn in the section of its walking-noise run, when the file has it;
+    μ per seed in the fit table of its midpoint fit."""
+    kind = run.attrs.get("kind")
+    return kind == "midpoints_per_seed" or (kind == "midpoints"
+                                            and run.attrs.get("source_run") in results.runs)
 
 
 def _contents(entries: list[tuple[str, str]]) -> str:

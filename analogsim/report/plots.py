@@ -15,11 +15,10 @@ from analogsim.report.formatting import (
     axis_label,
     format_axis_value,
     is_time,
-    replicates_noun,
 )
 from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, style_value_axis
-from analogsim.report.summaries import summarise
+from analogsim.report.summaries import ci_basis, sampling, summarise
 from analogsim.results import RunData
 
 #: More lines than this get a legend outside the axes and lighter bands.
@@ -62,7 +61,7 @@ def _fixed(run: RunData, dims: Sequence[str], shown: Sequence[str]) -> str:
 def plot_curves(run: RunData, path: Path, metric: str = "accuracy", *, x: str | None = None,
                 lines: str | None = None) -> Path:
     """Mean metric (in %) against axis ``x``, one line per value of axis ``lines``, with 95 %
-    CI bands over the replicates (the last axis).
+    CI bands over the independent unit (seeds, else chips; the title states n and its unit).
 
     Args:
         x: the x axis (default: the last axis before the replicates). Times are drawn on a
@@ -100,10 +99,10 @@ def plot_curves(run: RunData, path: Path, metric: str = "accuracy", *, x: str | 
     for value, label, style, colour in reference_lines(run):
         axes.axhline(100 * value, color=colour, linestyle=style, linewidth=1.2, label=label)
     axes.set_xlabel(axis_label(run, x))
-    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI over {replicates_noun(run.dims[metric][-1])})")
+    axes.set_ylabel(f"{metric} [%]  (mean, 95 % CI)")
     fixed = _fixed(run, dims, keep)
-    axes.set_title(run.attrs.get("title", run.name) + (f"\n({fixed})" if fixed else ""),
-                   fontsize="medium")
+    axes.set_title(run.attrs.get("title", run.name) + (f"\n({fixed})" if fixed else "")
+                   + f"\n{ci_basis(run, metric)}", fontsize="small")
     axes.grid(True, which="major", alpha=0.3)
     title = None if lines in (None, "method") else axis_label(run, lines)
     if many:
@@ -164,8 +163,7 @@ def plot_heatmaps(run: RunData, path: Path, rows: str, cols: str,
             axes.set_title(_facet_title(run, facets, index), fontsize="medium")
     figure.supxlabel(axis_label(run, cols))
     figure.supylabel(axis_label(run, rows))
-    figure.colorbar(image, ax=panels, label=f"mean {metric} [%] over "
-                    f"{replicates_noun(run.dims[metric][-1])}")
+    figure.colorbar(image, ax=panels, label=f"mean {metric} [%] (n = {sampling(run, metric)})")
     suptitle(figure, run.attrs.get("title", run.name))
     return save(figure, path)
 

@@ -16,9 +16,10 @@ from analogsim.report.formatting import (
 )
 from analogsim.report.layout import panel_grid, save, suptitle
 from analogsim.report.scales import positions, spans_decades, style_value_axis
-from analogsim.report.summaries import mean_and_spread, summarise
+from analogsim.report.summaries import ci_basis, mean_and_spread, summarise
 from analogsim.results import RunData
-from analogsim.statistics import confidence_interval, welch_difference
+from analogsim.sampling import sample_levels, sampled
+from analogsim.statistics import ONE_SEED, paired_difference, plural, welch_difference
 
 _MEASURED, _FIT, _MU, _A_MIN = "tab:blue", "tab:red", "tab:green", "tab:purple"
 #: Panels per row of the fit figure.
@@ -144,36 +145,31 @@ def plot_midpoint_bars(midpoints: RunData, path: Path, title: str) -> Path:
     return save(figure, path)
 
 
-def model_means(run: RunData) -> np.ndarray | None:
-    """Mean accuracy[allocation, model] over each trained model's repeats, when the run has
-    several models (replicates are model-major); None otherwise. Repeats of one model share
-    its weights, so models, not repeats, are the independent replicates."""
-    models = int(run.attrs.get("models", 0))
-    accuracy = run.data["accuracy"]
-    if models < 2 or accuracy.shape[-1] % models:
-        return None
-    return accuracy.reshape(accuracy.shape[0], models, -1).mean(axis=-1)
-
-
 def guided_difference(run: RunData) -> tuple[float, float, float, str]:
     """Accuracy of guided − uniform allocation and its 95 % CI (fractions), and how the CI
-    was made: paired Student t over trained models when there are several, else Welch's t
-    over replicates."""
+    was made: paired Student t over trained models (seeds) when there are several, their
+    repeats averaged first (repeats of one model share its weights); else Welch's t over the
+    repeats of the one model, or over replicates of unknown structure."""
     allocations = list(run.axes["allocation"])
     guided, uniform = allocations.index("guided"), allocations.index("uniform")
-    means = model_means(run)
-    if means is not None:
-        difference = means[guided] - means[uniform]
-        low, high = confidence_interval(difference, int(run.attrs.get("test_samples", 1000)))
-        return (float(difference.mean()), low, high,
-                f"paired t over {difference.size} trained models")
+    values, _ = sampled(run)
+    names, shape = sample_levels(run)
+    if names[0] == "seed" and len(names) > 1:
+        interval = paired_difference(values[guided], values[uniform], names)
+        if shape[0] >= 2:
+            method = f"paired t over {interval.n} trained models"
+        else:
+            method = f"Welch's t over {plural(names[1])}; {ONE_SEED}"
+        return interval.mean, interval.low, interval.high, method
     accuracy = run.data["accuracy"]
-    return (*welch_difference(accuracy[guided], accuracy[uniform]), "Welch's t over replicates")
+    return (*welch_difference(accuracy[guided], accuracy[uniform]),
+            f"Welch's t over {plural(names[-1])}")
 
 
 def plot_guided(run: RunData, path: Path) -> Path:
-    """Left: accuracy per allocation (replicates as dots, mean with 95 % CI, Student t over
-    replicates). Right: repetitions n_i per noise site, uniform and guided side by side."""
+    """Left: accuracy per allocation (replicates as dots, mean with 95 % CI over the
+    independent unit: trained models when there are several). Right: repetitions n_i per
+    noise site, uniform and guided side by side."""
     allocations = np.asarray(run.axes["allocation"])
     accuracy = run.data["accuracy"]
     mean, low, high = summarise(run)
@@ -185,6 +181,7 @@ def plot_guided(run: RunData, path: Path) -> Path:
     left.errorbar(positions(allocations), 100 * mean,
                   yerr=100 * np.abs([mean - low, high - mean]), fmt="o", color="black",
                   capsize=6, markersize=7, label="mean, 95 % CI (Student t)")
+    left.set_xlabel(ci_basis(run), fontsize="x-small")
     style_value_axis(left, "x", allocations, "")
     left.set_xlim(-0.6, len(allocations) - 0.4)
     left.set_ylabel("accuracy [%]")

@@ -12,11 +12,17 @@ from analogsim.report.formatting import (
     format_axis_value,
     format_percent_interval,
     is_time,
-    replicates_noun,
 )
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots import plot_curves, plot_heatmaps
-from analogsim.report.summaries import summarise, tolerance_threshold
+from analogsim.report.summaries import (
+    ci_basis,
+    knife_edge,
+    per_seed_curves,
+    summarise,
+    threshold_over_seeds,
+    tolerance_threshold,
+)
 from analogsim.results import Results, RunData
 
 #: Lines up to this many get a column each in the table of a two-axis run.
@@ -66,13 +72,13 @@ def accuracy_figure(run: RunData, out_dir: Path) -> Path | None:
 
 
 def accuracy_table(run: RunData) -> str:
-    """Mean accuracy and its 95 % CI over the replicates: one row per value of the curves' x
-    axis and a column per line when a figure has at most :data:`_PIVOT_COLUMNS` lines over two
-    axes; else one row per point."""
+    """Mean accuracy and its 95 % CI over the independent unit (seeds, else the chips of one
+    model; :func:`.summaries.ci_basis` names it and n): one row per value of the curves' x axis
+    and a column per line when a figure has at most :data:`_PIVOT_COLUMNS` lines over two axes;
+    else one row per point."""
     mean, low, high = summarise(run)
     dims = run.dims["accuracy"][:-1]
-    replicates = run.data["accuracy"].shape[-1]
-    what = f"accuracy, mean [95 % CI] over {replicates} {replicates_noun(run.dims['accuracy'][-1])}"
+    what = f"accuracy, mean [{ci_basis(run)}]"
     x, lines = curve_axes(run) if dims else (None, None)
     if (len(dims) == 2 and lines is not None and heatmap_axes(run) is None
             and len(run.axes[lines]) <= _PIVOT_COLUMNS):
@@ -88,7 +94,7 @@ def accuracy_table(run: RunData) -> str:
         cells = [format_axis_value(run, d, run.axes[d][i]) for d, i in zip(dims, index,
                                                                             strict=True)]
         rows.append([*cells, format_percent_interval(mean[index], low[index], high[index])])
-    return html_table([*dims, what], rows)
+    return html_table([*dims, "accuracy, mean [95 % CI]"], rows, caption=f"Each cell: {what}.")
 
 
 def coding_cost_table(run: RunData) -> str:
@@ -118,7 +124,12 @@ def coding_cost_table(run: RunData) -> str:
 def tolerance_table(run: RunData, tolerance_pp: float = 1.0) -> str:
     """S3's noise tolerance of a sweep: along its last card axis, when that axis scales noise
     (unit ×), the largest value keeping accuracy within ``tolerance_pp`` of the digital model;
-    one row per combination of the other axes. Nothing for other runs."""
+    one row per combination of the other axes. Nothing for other runs.
+
+    A threshold is read off a grid, so it can move a whole grid step: with ≥ 2 seeds each
+    seed's threshold is given with their mean, CI and the grid steps they span; with one, the
+    table says so, and marks a threshold whose grid value or next one has a CI containing the
+    floor (another model or other chips could move it a step)."""
     if run.attrs.get("kind") != "sweep" or "digital_accuracy" not in run.attrs:
         return ""
     dims = run.dims["accuracy"][:-1]
@@ -126,21 +137,45 @@ def tolerance_table(run: RunData, tolerance_pp: float = 1.0) -> str:
     if not card_axes or run.units.get(card_axes[-1]) != "×":
         return ""
     noise = card_axes[-1]
-    mean = np.moveaxis(summarise(run)[0], dims.index(noise), -1)
+    mean, low, high = (np.moveaxis(a, dims.index(noise), -1) for a in summarise(run))
+    curves = per_seed_curves(run)
     others = [d for d in dims if d != noise]
     reference = float(run.attrs["digital_accuracy"])
+    grid = np.asarray(run.axes[noise], float)
     rows = []
     for index in np.ndindex(mean.shape[:-1]):
-        threshold = tolerance_threshold(np.asarray(run.axes[noise], float), mean[index],
-                                        reference, tolerance_pp)
-        rows.append([*(format_axis_value(run, d, run.axes[d][i])
-                       for d, i in zip(others, index, strict=True)),
-                     format_axis_value(run, noise, threshold) if np.isfinite(threshold)
-                     else "—"])
-    return html_table([*others, f"largest {noise} within {tolerance_pp:g} pp"], rows, caption=(
+        threshold = tolerance_threshold(grid, mean[index], reference, tolerance_pp)
+        row = [*(format_axis_value(run, d, run.axes[d][i])
+                 for d, i in zip(others, index, strict=True)),
+               format_axis_value(run, noise, threshold) if np.isfinite(threshold) else "—"]
+        if curves is not None:
+            per_seed = np.moveaxis(curves, dims.index(noise), -2)[index]
+            interval = threshold_over_seeds(grid, per_seed, reference, tolerance_pp)
+            row.append(f"{interval.mean:.3g} [{interval.low:.3g}, {interval.high:.3g}] "
+                       f"(n = {interval.detail}){'; ' + interval.note if interval.note else ''}")
+        row.append(_edge_text(run, noise, grid, threshold, low[index], high[index],
+                              reference, tolerance_pp))
+        rows.append(row)
+    header = [*others, f"largest {noise} within {tolerance_pp:g} pp",
+              *(["over seeds: mean [95 % CI]"] if curves is not None else []),
+              "CI contains the floor at"]
+    seeds = ("" if curves is not None else " A threshold from one trained model can move a "
+             "grid step with another.")
+    return html_table(header, rows, caption=(
         f"Noise tolerance: the largest {noise} of the grid up to which the mean accuracy stays "
         f"within {tolerance_pp:g} pp of the digital model's {100 * reference:.2f} % (— : not "
-        "even the smallest)."))
+        f"even the smallest); {ci_basis(run)}.{seeds} The last column names the grid values "
+        "next to the threshold whose accuracy CI contains the floor: there the verdict depends "
+        "on one grid step."))
+
+
+def _edge_text(run: RunData, noise: str, grid: np.ndarray, threshold: float, low: np.ndarray,
+               high: np.ndarray, reference: float, tolerance_pp: float) -> str:
+    """The grid values at and after ``threshold`` whose CI contains the floor, or "—"."""
+    edge = knife_edge(low, high, reference, tolerance_pp)
+    at = int(np.flatnonzero(grid == threshold)[0]) if np.isfinite(threshold) else -1
+    near = [i for i in (at, at + 1) if 0 <= i < grid.size and edge[i]]
+    return ", ".join(format_axis_value(run, noise, grid[i]) for i in near) or "—"
 
 
 def seconds_table(run: RunData) -> str:

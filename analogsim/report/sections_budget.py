@@ -12,7 +12,7 @@ from analogsim.report.formatting import format_number, format_percent_interval, 
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots_budget import budget_knobs, limit_summary, plot_budget
 from analogsim.results import Results, RunData
-from analogsim.statistics import confidence_interval
+from analogsim.statistics import ONE_SEED, confidence_interval, derived_over_seeds
 
 
 def sensitivity_sentence(run: RunData) -> str:
@@ -27,15 +27,17 @@ def sensitivity_sentence(run: RunData) -> str:
 
 
 def limits_table(run: RunData) -> str:
-    """Layer × knob: the limit alone and jointly (means over seeds), and the accuracy with
-    every layer at its joint limit."""
+    """Layer × knob: the limit alone and jointly (means over seeds; with ≥ 2 seeds the 95 % CI
+    over seeds of the limit alone), and the accuracy with every layer at its joint limit."""
     knobs = budget_knobs(run)
+    seeds = run.data["limit"].shape[-1]
     alone = limit_summary(run.data["limit"])[0]  # [knob, layer]
     joint = limit_summary(run.data["joint_limit"])[0]
     censored = (run.data["censored"].any(axis=-1) if "censored" in run.data
                 else np.zeros(alone.shape, bool))
     rows = [[str(layer), *(f"{'≥ ' if censored[k, j] else ''}"
-                           f"{format_quantity(alone[k, j], knob.unit)} (joint "
+                           f"{format_quantity(alone[k, j], knob.unit)}"
+                           f"{_over_seeds(run.data['limit'][k, j], knob.unit)} (joint "
                            f"{format_quantity(joint[k, j], knob.unit)})"
                            for k, knob in enumerate(knobs))]
             for j, layer in enumerate(run.axes["layer"])]
@@ -45,9 +47,20 @@ def limits_table(run: RunData) -> str:
     rows.append(["the card's value", *(format_quantity(knob.card_value, knob.unit)
                                        for knob in knobs)])
     header = ["layer", *(f"{knob.name} ({knob.direction})" for knob in knobs)]
-    return html_table(header, rows, caption="Means over seeds; “—”: not reached or not "
+    over = (f"Means over {seeds} seeds, [95 % CI over seeds] of a limit alone"
+            if seeds > 1 else f"One seed ({ONE_SEED}; a limit read off a grid can move a grid "
+            "step with another trained model)")
+    return html_table(header, rows, caption=f"{over}; “—”: not reached or not "
                       "measured; “≥”: the layer passed every value tried. Joint: every layer "
                       "at once.")
+
+
+def _over_seeds(per_seed: np.ndarray, unit: str) -> str:
+    """' [1.2×, 2.5×]': the 95 % CI over seeds of a per-seed limit; nothing with one seed."""
+    interval = derived_over_seeds(per_seed)
+    if interval.n < 2:
+        return ""
+    return f" [{format_quantity(interval.low, unit)}, {format_quantity(interval.high, unit)}]"
 
 
 def _baseline(run: RunData) -> tuple[float, float, float]:

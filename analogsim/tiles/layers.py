@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analogsim.cards import Chip, load_chip
+from analogsim.errors import ShapeError
 from analogsim.tiles.mvm_ops import ConvGeometry, ConvOps, LinearOps, MvmOps
 from analogsim.tiles.tile import AnalogTile
 
@@ -42,6 +43,8 @@ class AnalogLayer(nn.Module, abc.ABC):
     bias: nn.Parameter | None
     tile: AnalogTile
     ops: MvmOps
+    #: the layer's name in the converted model ("" when built directly), for messages
+    model_name: str = ""
 
     @property
     def chip(self) -> Chip:
@@ -65,6 +68,12 @@ class AnalogLayer(nn.Module, abc.ABC):
     @abc.abstractmethod
     def weight_matrix(self) -> torch.Tensor:
         """The weight as the tile sees it: (out, rows)."""
+
+    def layer_name(self) -> str:
+        """How an error names this layer: its name in the model (set by ``convert``) or its
+        position, and its type."""
+        where = repr(self.model_name) if self.model_name else f"#{self.tile.layer_index}"
+        return f"layer {where} ({type(self).__name__})"
 
 
 def copy_parameters(source: nn.Module, target: nn.Module) -> nn.Module:
@@ -127,6 +136,10 @@ class AnalogLinear(AnalogLayer):
         return self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:  # a noisy tile would slice, not fail
+            raise ShapeError(f"{self.layer_name()}: input of shape {tuple(x.shape)} has "
+                             f"{x.shape[-1] if x.dim() else 0} features in its last "
+                             f"dimension; expected in_features = {self.in_features}")
         return self.tile(x, self.weight, self.ops, self.bias)
 
     def extra_repr(self) -> str:
@@ -206,6 +219,12 @@ class AnalogConvNd(AnalogLayer):
         return self.weight.reshape(self.out_channels, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            found = (f"{x.shape[1]} channels" if x.dim() == self.spatial_dims + 2
+                     else f"{x.dim()} dimensions")
+            raise ShapeError(f"{self.layer_name()}: input of shape {tuple(x.shape)} has "
+                             f"{found}; expected (batch, in_channels = {self.in_channels}, "
+                             f"{self.spatial_dims} spatial dimensions)")
         if self.padding_mode != "zeros":
             x = F.pad(x, self.pad_widths, mode=self.padding_mode)
         bias = None if self.bias is None else self.bias.reshape(-1, *([1] * self.spatial_dims))

@@ -10,12 +10,14 @@ hands in; the tile keeps the state itself as buffers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from analogsim.cards import Chip
-from analogsim.errors import ConversionError, ShapeError
+from analogsim.errors import ConversionError, DataError, ShapeError
 from analogsim.tiles import coding, device_model
 from analogsim.tiles.layout import TileLayout
 
@@ -102,13 +104,61 @@ def check_finite(tensor: torch.Tensor, what: str) -> None:
         )
 
 
+#: Largest value of a set of measured conductances that still looks like siemens rather than
+#: µS: a device's conductance is µS to tens of µS, so values that all stay below 1 nS are in
+#: the wrong unit.
+SIEMENS_LIMIT = 1e-3
+
+
+def check_conductances(values: np.ndarray | torch.Tensor, source: str, column: str,
+                       where: Callable[[int], str], empty_allowed: bool = False) -> None:
+    """Refuse measured conductances (µS) no chip gives: the one check shared by the device fit
+    (:mod:`analogsim.hardware.measurements`) and the read-back of a chip
+    (:mod:`analogsim.hardware.chip_exchange`, :meth:`AnalogTile.load_measured`).
+
+    Every value must be a finite number ≥ 0 µS, and not all of them below
+    :data:`SIEMENS_LIMIT` (siemens instead of µS).
+
+    Args:
+        values: the conductances, any shape.
+        source: the file (or thing) they come from, first in the message.
+        column: which of its columns or datasets, e.g. ``"column 'target_uS'"``.
+        where: the location of the i-th value (flat index), e.g. ``"line 12"``.
+        empty_allowed: NaN marks an empty cell (a device without later reads): skipped.
+
+    Raises:
+        DataError: naming the source, the column, the place and the value, and the fix.
+    """
+    flat = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values,
+                      dtype=np.float64).reshape(-1)
+    bad = ~np.isfinite(flat)
+    if empty_allowed:
+        bad &= ~np.isnan(flat)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: {where(i)}, {column}: the value is {flat[i]}; every "
+                        "conductance must be a finite number in µS")
+    finite = flat[np.isfinite(flat)]
+    if finite.size and finite.min() < 0:
+        i = int(np.nanargmin(flat))
+        raise DataError(f"{source}: {where(i)}, {column}: negative conductance {flat[i]:g} µS; "
+                        "conductances are ≥ 0 µS (check the sign of the readout and any "
+                        "baseline subtraction, or drop the row)")
+    if finite.size and 0 < finite.max() < SIEMENS_LIMIT:
+        raise DataError(f"{source}: {column} tops out at {finite.max():.3g}, which looks like "
+                        "siemens; multiply by 1e6 to give µS")
+
+
 def check_measured(g: torch.Tensor, expected: tuple[int, ...], layer_index: int) -> None:
-    """Refuse measured conductances of the wrong shape or with NaN/inf values."""
+    """Refuse measured conductances of the wrong shape, or that :func:`check_conductances`
+    refuses (not finite, negative, in siemens)."""
     if tuple(g.shape) != expected:
         raise ShapeError(f"layer {layer_index}: measured conductances of shape "
                          f"{tuple(g.shape)}; expected {expected} (instances, devices per "
                          "weight, outputs, rows)")
-    check_finite(g, "measured conductances")
+    check_conductances(g, f"layer {layer_index}", "measured conductances",
+                       lambda i: f"index {tuple(int(n) for n in np.unravel_index(i, expected))}"
+                                 " (instance, device, output, row)")
 
 
 def or_empty(tensor: torch.Tensor | None) -> torch.Tensor:

@@ -13,7 +13,9 @@ Two sources of weights:
   is hardware-aware training with the periphery's non-idealities on.
 - *programmed* (eval mode after :func:`analogsim.program`): the conductances of K chip
   instances, aged by :func:`analogsim.drift`. Inputs then carry the instances folded into the
-  batch dimension, instance-major: (K·B, ...).
+  batch dimension, instance-major: (K·B, ...); with K > 1 only inside
+  :func:`analogsim.instances_folded` (as :func:`analogsim.evaluate` does), so that an ordinary
+  forward is never spread across chips by accident.
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ from analogsim.tiles.programmed import (
 from analogsim.tiles.streams import GeneratorPool
 
 
+def batch_layout_error(instances: int, batch: int, folded: bool,
+                       layer_index: int) -> Exception:
+    """The error for a batch of ``batch`` rows given to a tile programmed with ``instances``
+    chip instances: outside :func:`analogsim.instances_folded` (``folded`` False), or not a
+    multiple of the instances."""
+    if not folded:
+        return StateError(
+            f"analog layer {layer_index} is programmed with {instances} chip instances and a "
+            "plain forward would spread the batch across them; use analogsim.evaluate(model, "
+            "data), or call the model inside `with analogsim.instances_folded(model):` on "
+            "inputs with the instances folded into the batch, (K·B, ...) instance-major, or "
+            "program with instances=1")
+    return ShapeError(
+        f"a model programmed with {instances} chip instances takes inputs with the instances "
+        f"folded into the batch, (K·B, ...); got a batch of {batch}, not a multiple of "
+        f"{instances} (analogsim.evaluate does the folding)")
+
+
 class AnalogTile(nn.Module):
     """The analog state and MVM of one layer.
 
@@ -58,6 +78,8 @@ class AnalogTile(nn.Module):
     Shape:
         Weight matrix: (out, rows). Programmed tensors: (K, out, rows), (K, D, out, rows).
     """
+
+    instances_folded = False  # K > 1 takes (K·B, ...) inputs: see analogsim.instances_folded
 
     def __init__(self, chip: Chip, out_features: int, in_channels: int,
                  kernel_elements: int = 1, layer_index: int = 0) -> None:
@@ -242,19 +264,16 @@ class AnalogTile(nn.Module):
         """The analog MVM of ``x`` through the tile, plus the digital ``bias``.
 
         Args:
-            x: inputs; (K·B, ...) instance-major when programmed and in eval mode.
+            x: inputs; (K·B, ...) instance-major when programmed (instances_folded).
             weight: the layer's digital weight matrix (out, rows).
             ops: the layer type's MVM operations.
             bias: added after the ADCs, shaped to broadcast over the output (or None).
         """
         stage = self.stage
         if self.uses_programmed_state():
-            if x.shape[0] % self.instances:
-                raise ShapeError(
-                    f"a model programmed with {self.instances} chip instances takes inputs with "
-                    f"the instances folded into the batch, (K·B, ...); got a batch of "
-                    f"{x.shape[0]}, not a multiple of {self.instances} (analogsim.evaluate "
-                    "does the folding)")
+            if (not self.instances_folded and self.instances > 1) or x.shape[0] % self.instances:
+                raise batch_layout_error(self.instances, x.shape[0], self.instances_folded,
+                                         self.layer_index)
             if self.plan is None:
                 self.plan = stage.programmed_plan(self.w_effective, or_none(self.q_effective),
                                                   self.weight_scale, self.compensation_factor)

@@ -213,7 +213,8 @@ def fit(
                           optimizer=optimizer, generator=generator,
                           step_index=history.epochs * -(-len(data.x_train) // config.batch_size))
     for epoch in tqdm(range(history.epochs, config.epochs), desc=method.name,
-                      disable=not progress, leave=False):
+                      initial=history.epochs, total=config.epochs, leave=False,
+                      disable=not progress or history.epochs >= config.epochs):
         started = time.perf_counter()
         model.train()
         ctx.epoch = epoch
@@ -230,7 +231,8 @@ def fit(
         if scheduler is not None:
             scheduler.step()
         samples = len(data.y_train)
-        test = evaluate(model, (data.x_test, data.y_test), seed=config.seed)
+        test = evaluate(model, (data.x_test, data.y_test), seed=config.seed,
+                        unprogrammed="live")  # hardware-aware training: the live weights
         metrics = EpochMetrics(epoch, loss=total_loss / samples,
                                train_accuracy=correct / samples, test_accuracy=test.mean,
                                gradient_norm=float(np.mean(norms)),

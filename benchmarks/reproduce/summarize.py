@@ -1,90 +1,110 @@
-"""Print the numbers behind docs/reproductions.md from the results files of the specs here.
+"""Write the summary of a reproduction's results file: the small JSON the page is drawn from.
 
-Run after ``analogsim run benchmarks/reproduce/<spec>.toml``:
-``python benchmarks/reproduce/summarize.py results/s0_noise_aware_sam.h5 ...``.
-For each run: mean accuracy with its 95 % CI (over seeds × draws or seeds × chip instances) for
-every method and σ, and training-time ratios against the first method; for sweeps (S3), the
-accuracy grid and the noise tolerance threshold of each row (largest σ within 1 pp of the
-digital model).
+Run after ``analogsim run benchmarks/reproduce/<spec>.toml -o results/<name>.h5``::
+
+    python benchmarks/reproduce/summarize.py results/s3_coding.h5 [...]
+
+writes ``benchmarks/reproduce/summaries/<name>.json`` for each file: how the run was made (spec,
+versions, machine, wall time), every accuracy point of every run as a mean with its 95 % CI over
+its stated unit (training seeds when there are several, else the chips or draws of the one
+trained model), and the verdict of each ``[[claims]]`` of the spec, judged by
+:mod:`analogsim.claims`. The summaries are committed; ``page.py`` turns them into
+docs/reproductions.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import analogsim as asim
-from analogsim.report.summaries import tolerance_threshold
-from analogsim.statistics import confidence_interval
+from analogsim.claims import evaluate_claims, parse_claims
+from analogsim.results import RunData
+from analogsim.sampling import sample_levels, sampled
+from analogsim.statistics import interval_over_units
+
+SUMMARIES = Path(__file__).resolve().parent / "summaries"
+#: Runs whose metric is accuracy over named grid axes and sampling levels.
+ACCURACY_RUNS = ("sweep", "attack", "chip")
 
 
-def describe(path: str) -> None:
+def summarize(path: str | Path) -> dict[str, Any]:
+    """The summary of one results file (see the module docstring)."""
     results = asim.load_results(path)
-    print(f"== {path}")
-    if "sweep" in results.runs:
-        describe_sweep(results)
-    for name in ("attack", "chip"):
-        run = results.runs.get(name)
-        if run is None:
-            continue
-        x_axis = run.dims["accuracy"][1]
-        samples = int(run.attrs.get("test_samples", 1000))
-        print(f"-- {run.attrs.get('title', name)}")
-        print(f"{'method':<22}" + "".join(f"{f'{x_axis}={v:g}':>22}" for v in run.axes[x_axis]))
-        for i, method in enumerate(run.axes["method"]):
-            cells = []
-            for j in range(len(run.axes[x_axis])):
-                row = run.data["accuracy"][i, j]
-                low, high = confidence_interval(row, samples)
-                cells.append(f"{100 * row.mean():6.2f} [{100 * low:5.1f},{100 * high:5.1f}]")
-            print(f"{method:<22}" + "".join(f"{c:>22}" for c in cells))
-    timing = results.runs.get("training_time")
-    if timing is not None:
-        seconds = timing.data["seconds"].mean(axis=1)
-        print("-- training time (mean over seeds) and ratio to the first method")
-        for method, value in zip(timing.axes["method"], seconds, strict=True):
-            print(f"{method:<22}{value:8.1f} s {value / seconds[0]:6.2f}x")
-    finals = {n: r.data["test_accuracy"][-1] for n, r in results.runs.items()
-              if n.startswith("train_")}
-    norms = {n: np.nanmean(r.data["gradient_norm"][-10:]) for n, r in results.runs.items()
-             if n.startswith("train_")}
-    print("-- last-epoch test accuracy / mean ‖∇L‖ over the last 10 epochs, per training")
-    for name in sorted(finals):
-        print(f"{name:<34}{100 * finals[name]:7.2f} %  {norms[name]:9.4f}")
+    spec_text = results.config.get("spec", "")
+    spec = tomllib.loads(spec_text) if spec_text else {}
+    attrs = results.attrs
+    started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
+    summary: dict[str, Any] = {
+        "name": spec.get("experiment", {}).get("name", Path(path).stem),
+        "description": spec.get("experiment", {}).get("description", ""),
+        "made": {"host": str(attrs.get("host", "")), "git_commit": str(attrs.get("git_commit")),
+                 "analogsim": str(attrs.get("analogsim_version")),
+                 "torch": str(attrs.get("torch_version")),
+                 "wall_seconds": round((finished - started).total_seconds())},
+        "setting": {key: spec.get(key, {}) for key in ("data", "model", "training", "chip",
+                                                       "sweep", "evaluation")
+                    if key in spec},
+        "runs": {name: run_summary(run) for name, run in results.runs.items()
+                 if name in ACCURACY_RUNS and "accuracy" in run.data},
+    }
+    claims = parse_claims(spec.get("claims", []), f"{path}: /config/spec")
+    summary["claims"] = [
+        {"id": v.claim.id, "claim": v.claim.claim, "paper": v.claim.paper,
+         "test": v.claim.test, "value": v.claim.value, "verdict": v.verdict, "ours": v.ours,
+         "notes": list(v.notes)}
+        for v in evaluate_claims(results, claims)]
+    return summary
 
 
-def describe_sweep(results: asim.Results) -> None:
-    """A sweep's mean accuracy per point (first card axis as rows, the second as columns, the
-    first drift time) and, along a noise-scale axis, S3's tolerance threshold per row."""
-    run = results.runs["sweep"]
-    dims = run.dims["accuracy"]
-    if len(dims) != 4:
-        print(f"-- sweep over {dims[:-1]}: not a two-axis grid; see the report")
-        return
-    rows, columns = dims[0], dims[1]
-    mean = run.data["accuracy"][:, :, 0].mean(axis=-1)
-    reference = run.attrs.get("digital_accuracy")
-    if reference is None:  # written by an older analogsim: the training's last test accuracy
-        reference = next(r.data["test_accuracy"][-1] for n, r in results.runs.items()
-                         if n.startswith("train_"))
-    print(f"-- {run.attrs.get('title', 'sweep')}: accuracy % (mean of "
-          f"{run.data['accuracy'].shape[-1]} instances); digital model {100 * reference:.2f} %")
-    print(f"{rows:<34}" + "".join(f"{v:>9.4g}" for v in run.axes[columns]) +
-          f"{'threshold':>11}{'r_avg':>9}")
-    for i, label in enumerate(run.axes[rows]):
-        threshold = (tolerance_threshold(np.asarray(run.axes[columns], float), mean[i],
-                                         reference) if run.units.get(columns) == "×"
-                     else np.nan)
-        print(f"{label!s:<34}" + "".join(f"{100 * a:9.2f}" for a in mean[i]) +
-              f"{threshold:11.4g}{run.data['r_avg'][i, 0]:9.5f}")
+def run_summary(run: RunData) -> dict[str, Any]:
+    """Every point of an accuracy run: mean and 95 % CI over its unit, with n."""
+    values, axes = sampled(run)
+    levels, _ = sample_levels(run)
+    grid = axes[:len(axes) - len(levels)]
+    samples = int(run.attrs.get("test_samples", 0)) or None
+    points = []
+    for index in np.ndindex(values.shape[:len(grid)]):
+        interval = interval_over_units(values[index], levels, samples=samples)
+        points.append({"at": [_plain(run.axes[a][i]) for a, i in zip(grid, index, strict=True)],
+                       "mean": interval.mean, "low": interval.low, "high": interval.high,
+                       "n": interval.n, "unit": interval.unit, "detail": interval.detail,
+                       "note": interval.note})
+    digital = run.attrs.get("digital_accuracy_per_seed", run.attrs.get("digital_accuracy"))
+    return {"title": str(run.attrs.get("title", run.name)), "axes": list(grid),
+            "values": {a: [_plain(v) for v in run.axes[a]] for a in grid},
+            "units": {a: run.units.get(a, "") for a in grid}, "points": points,
+            "digital_accuracy": None if digital is None else
+            [float(v) for v in np.atleast_1d(digital)]}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready axis value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def write_summary(path: str | Path, folder: Path = SUMMARIES) -> Path:
+    """Summarise ``path`` into ``folder``/<name>.json; returns the file written."""
+    summary = summarize(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{summary['name']}.json"
+    target.write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    return target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("files", nargs="+")
-    for path in parser.parse_args().files:
-        describe(path)
+    parser.add_argument("files", nargs="+", help="results files of reproduction specs")
+    parser.add_argument("--into", type=Path, default=SUMMARIES, help="summaries folder")
+    args = parser.parse_args()
+    for path in args.files:
+        print(write_summary(path, args.into))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,259 @@
+"""Claims a spec states before its run, and their verdicts, evaluated by code from the results.
+
+A reproduction spec lists the paper's claims as ``[[claims]]`` tables, each with a test that
+decides it; the engine stores them with the spec and does not act on them, and
+:func:`evaluate_claims` judges them against the results file afterwards. A claim compares
+*quantities*, each computed once per training seed so that its uncertainty is over seeds::
+
+    [[claims]]
+    id = "sign_doubles_tolerance"
+    claim = "sign protection alone roughly doubles the tolerable noise"
+    paper = "0.01 → 0.05"
+    test = "ratio_at_least"       # mean(a) / mean(b) ≥ value, over seeds
+    value = 1.5
+    a = { run = "sweep", tolerance = "device_noise", at = { scheme = "sign" } }
+    b = { run = "sweep", tolerance = "device_noise", at = { scheme = "none" } }
+
+A quantity is a metric at a point (``{ run, metric = "accuracy", at = {axis: value} }``,
+averaged over the point's chips or draws per seed; a metric without replicates, such as a
+coding cost, is its one value), a constant (``{ value = 1.006 }``) or a tolerance
+(``tolerance = axis``: the largest value of that noise axis up to which the mean accuracy
+stays within ``within_pp`` (default 1) percentage points of the seed's digital accuracy, every
+smaller value too). Tests:
+
+- ``greater``: a − b > ``margin`` (default 0): holds when the 95 % CI of the difference paired
+  by seed lies above the margin, does not hold when it lies below, else is not resolved;
+- ``ratio_at_least``: mean(a) / mean(b) ≥ ``value``, by the per-seed ratios' CI likewise;
+- ``increasing``: ``quantities`` (a list) each greater than the one before;
+- ``within``: |a − b| ≤ ``value``: holds when the CI of the difference lies inside ±value.
+
+With one training seed there is no interval over trained models: the verdict compares the
+means and says so; a tolerance whose per-seed values span grid steps says that too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analogsim.errors import SpecError
+from analogsim.results import Results, RunData
+from analogsim.sampling import sampled
+from analogsim.statistics import ONE_SEED, Interval, spread_in_steps, t_interval
+
+TESTS = ("greater", "ratio_at_least", "increasing", "within")
+HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a spec: what the paper says and the test that decides it here."""
+
+    id: str
+    claim: str
+    paper: str
+    test: str
+    quantities: tuple[Mapping[str, Any], ...]
+    value: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim judged: the verdict, the numbers behind it, and caveats."""
+
+    claim: Claim
+    verdict: str
+    ours: str
+    notes: tuple[str, ...]
+
+
+def parse_claims(tables: Any, source: str) -> tuple[Claim, ...]:
+    """The ``[[claims]]`` of a spec, checked: each names its id, claim, test and quantities."""
+    if not isinstance(tables, list):
+        raise SpecError(f"{source}: claims must be an array of tables ([[claims]]), got "
+                        f"{type(tables).__name__}")
+    claims = []
+    for i, table in enumerate(tables):
+        where = f"{source}: claims[{i}]"
+        if not isinstance(table, dict):
+            raise SpecError(f"{where} must be a table, got {table!r}")
+        unknown = sorted(set(table) - {"id", "claim", "paper", "test", "value", "margin", "a",
+                                       "b", "quantities"})
+        if unknown:
+            raise SpecError(f"{where}: unknown key {unknown[0]!r}")
+        for key in ("id", "claim", "test"):
+            if not isinstance(table.get(key), str):
+                raise SpecError(f"{where}: {key} must be a string, got {table.get(key)!r}")
+        test = table["test"]
+        if test not in TESTS:
+            raise SpecError(f"{where}: test must be one of {list(TESTS)}, got {test!r}")
+        quantities = (table.get("quantities") if test == "increasing"
+                      else [table.get("a"), table.get("b")])
+        if (not isinstance(quantities, list) or len(quantities) < 2
+                or not all(isinstance(q, dict) and (isinstance(q.get("run"), str)
+                                                    or _is_number(q.get("value")))
+                           for q in quantities)):
+            raise SpecError(f"{where}: test {test!r} needs "
+                            + ("quantities, a list of ≥ 2 tables" if test == "increasing"
+                               else "a and b, tables") + " each naming its run (or a value)")
+        default = 0.0 if test in ("greater", "increasing") else None
+        value = table.get("margin" if test == "greater" else "value", default)
+        if not _is_number(value):
+            raise SpecError(f"{where}: test {test!r} needs a number "
+                            f"({'margin' if test == 'greater' else 'value'}), got {value!r}")
+        claims.append(Claim(table["id"], table["claim"], str(table.get("paper", "")), test,
+                            tuple(quantities), float(value)))
+    return tuple(claims)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def per_seed(results: Results, quantity: Mapping[str, Any]) -> tuple[np.ndarray, str]:
+    """A quantity once per training seed, (seeds,), and how to print one value of it: a
+    constant (``value``), a tolerance, or a metric at a point; a metric without replicates
+    (a coding cost) is one value."""
+    if "run" not in quantity:
+        return np.array([float(quantity["value"])]), "{:.4g}"
+    run = results.runs.get(quantity["run"])
+    if run is None:
+        raise SpecError(f"claim quantity {dict(quantity)}: the results have no run "
+                        f"{quantity['run']!r}; runs are {sorted(results.runs)}")
+    if "tolerance" in quantity:
+        return tolerance_per_seed(run, quantity), "{:.3g}"
+    metric = quantity.get("metric", "accuracy")
+    if metric not in run.data:
+        raise SpecError(f"claim quantity {dict(quantity)}: run {run.name!r} has no metric "
+                        f"{metric!r}; its metrics are {sorted(run.data)}")
+    if run.dims[metric][-1] != run.dims["accuracy"][-1]:  # no replicates: one value
+        value = _fixed(run, run.dims[metric], run.data[metric], quantity.get("at", {}))
+        return np.atleast_1d(value), "{:.4g}"
+    values, axes = _at(run, metric, quantity.get("at", {}))
+    return _means_per_seed(values, axes), "{:.2%}" if metric == "accuracy" else "{:.4g}"
+
+
+def tolerance_per_seed(run: RunData, quantity: Mapping[str, Any]) -> np.ndarray:
+    """Per seed, the largest value of the noise axis ``quantity["tolerance"]`` up to which the
+    mean accuracy stays within ``within_pp`` of that seed's digital accuracy (NaN if none)."""
+    noise = quantity["tolerance"]
+    values, axes = _at(run, "accuracy", quantity.get("at", {}), keep=noise)
+    seeds = np.stack([_means_per_seed(row, axes[1:]) for row in values], axis=1)  # (seeds, grid)
+    digital = np.atleast_1d(np.asarray(run.attrs.get("digital_accuracy_per_seed",
+                                                     run.attrs["digital_accuracy"]), float))
+    floor = digital[:, None] - float(quantity.get("within_pp", 1.0)) / 100
+    grid = np.asarray(run.axes[noise], float)
+    thresholds = []
+    for passing in seeds >= floor:
+        fail = np.flatnonzero(~passing)
+        thresholds.append(np.nan if passing.size and not passing[0] else
+                          grid[fail[0] - 1] if fail.size else grid[-1])
+    return np.asarray(thresholds, float)
+
+
+def _at(run: RunData, metric: str, at: Mapping[str, Any], keep: str | None = None
+        ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``metric`` at the point ``at`` (every grid axis but ``keep`` fixed, unless it has one
+    value): (kept axis?, seed, inner sampling levels…)."""
+    values, axes = sampled(run, metric)
+    levels = axes[len(run.dims[metric]) - 1:]
+    grid = axes[:len(axes) - len(levels)]
+    return _fixed(run, grid, values, at, keep), (*([keep] if keep in grid else []), *levels)
+
+
+def _fixed(run: RunData, grid: tuple[str, ...], values: np.ndarray, at: Mapping[str, Any],
+           keep: str | None = None) -> np.ndarray:
+    """``values`` (grid axes first) with every grid axis but ``keep`` fixed by ``at``."""
+    index: list[Any] = []
+    for axis in grid:
+        options = list(run.axes[axis])
+        if axis == keep:
+            index.append(slice(None))
+        elif axis in at:
+            wanted = at[axis]
+            match = [i for i, v in enumerate(options) if v == wanted or
+                     (isinstance(wanted, int | float) and not isinstance(v, str)
+                      and np.isclose(float(v), float(wanted)))]
+            if not match:
+                raise SpecError(f"claim quantity at {axis} = {wanted!r}: the run's {axis} "
+                                f"values are {options}")
+            index.append(match[0])
+        elif len(options) == 1:
+            index.append(0)
+        else:
+            raise SpecError(f"claim quantity on run {run.name!r} fixes no value of the axis "
+                            f"{axis!r} ({options}); give it in at = {{ {axis} = ... }}")
+    return values[tuple(index)]
+
+
+def _means_per_seed(values: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
+    """Mean over the sampling levels inside the seed: (..., seed, inner…) → (..., seeds)."""
+    if "seed" not in axes:  # one trained model: its chips or draws are the inner level
+        return np.atleast_1d(np.nanmean(values, axis=tuple(range(values.ndim)) if
+                                        values.ndim else None))
+    seed = axes.index("seed")
+    inner = tuple(range(seed + 1, values.ndim))
+    return np.nanmean(values, axis=inner) if inner else values
+
+
+def evaluate_claims(results: Results, claims: tuple[Claim, ...]) -> list[Verdict]:
+    """Judge every claim against ``results``."""
+    return [_judge(results, claim) for claim in claims]
+
+
+def _judge(results: Results, claim: Claim) -> Verdict:
+    series = [per_seed(results, q) for q in claim.quantities]
+    values = [s for s, _ in series]
+    shown = [", ".join(fmt.format(v) for v in s) if s.size == 1 else
+             f"{fmt.format(np.nanmean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
+             for s, fmt in series]
+    notes = [ONE_SEED] if min(v.size for v in values) == 1 else []
+    for q, v in zip(claim.quantities, values, strict=True):
+        if "tolerance" in q and v.size > 1:
+            run = results.runs[q["run"]]
+            steps = spread_in_steps(v, np.asarray(run.axes[q["tolerance"]], float))
+            if steps:
+                notes.append(f"a tolerance varies by {steps} grid step(s) between seeds")
+    if claim.test == "increasing":
+        verdicts = [_compare(a, b, "greater", claim.value)
+                    for a, b in zip(values[1:], values[:-1], strict=True)]
+        verdict = (HOLDS if all(v == HOLDS for v in verdicts) else
+                   FAILS if any(v == FAILS for v in verdicts) else UNRESOLVED)
+        ours = " → ".join(shown)
+    else:
+        verdict = _compare(values[0], values[1], claim.test, claim.value)
+        ours = f"{shown[0]} vs {shown[1]}"
+    return Verdict(claim, verdict, ours, tuple(notes))
+
+
+def _compare(a: np.ndarray, b: np.ndarray, test: str, value: float) -> str:
+    """The verdict of one test between per-seed values a and b (paired by seed)."""
+    if test == "ratio_at_least":
+        difference = a / b - value
+        bounds = (0.0, np.inf)
+    elif test == "within":
+        difference = a - b
+        bounds = (-value, value)
+    else:
+        difference = a - b - value
+        bounds = (0.0, np.inf)
+    interval = _interval(difference)
+    if not np.isfinite(interval.low):  # one seed (or too few): the means decide
+        inside = bounds[0] < interval.mean < bounds[1] or (
+            test == "within" and bounds[0] <= interval.mean <= bounds[1])
+        return HOLDS if inside else FAILS
+    if test == "within":
+        if bounds[0] <= interval.low and interval.high <= bounds[1]:
+            return HOLDS
+        return FAILS if interval.low > bounds[1] or interval.high < bounds[0] else UNRESOLVED
+    if interval.low > bounds[0]:
+        return HOLDS
+    return FAILS if interval.high < bounds[0] else UNRESOLVED
+
+
+def _interval(per_seed_values: np.ndarray) -> Interval:
+    mean, low, high, n = t_interval(per_seed_values)
+    return Interval(mean, low, high, n, "seeds", f"{n} seeds")

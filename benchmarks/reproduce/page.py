@@ -1,0 +1,151 @@
+"""Write docs/reproductions.md from the committed summaries and the page's template.
+
+The template (``reproductions.md.in`` beside this file) is the page's prose; every number on the
+page comes from a directive that reads a summary (``summaries/<name>.json``, written by
+``summarize.py``)::
+
+    {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...]}}   mean [95 % CI] per point
+    {{claims NAME}}                                               each claim and its verdict
+    {{made NAME}}                                                 wall time, machine, commit
+    {{setting NAME KEY.KEY}}                                      a value of the spec
+    {{digital NAME RUN}}                                          the digital model's accuracy
+
+Run: ``python benchmarks/reproduce/page.py`` (``--check`` exits 1 when the page differs from
+what it would write). ``tests/test_reproductions.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "reproductions.md.in"
+PAGE = HERE.parents[1] / "docs" / "reproductions.md"
+DIRECTIVE = re.compile(r"\{\{(.+?)\}\}")
+
+
+def load_summaries(folder: Path = HERE / "summaries") -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.json"))}
+
+
+def percent(value: float) -> str:
+    return "—" if value != value else f"{100 * value:.2f}"
+
+
+def interval(point: dict[str, Any]) -> str:
+    if point["low"] != point["low"]:  # NaN: no interval
+        return percent(point["mean"])
+    return f"{percent(point['mean'])} [{percent(point['low'])}, {percent(point['high'])}]"
+
+
+def axis_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> str:
+    run = summary["runs"][run_name]
+    rows, columns = options.pop("rows"), options.pop("columns")
+    fixed = {a: v for a, v in options.items()}
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for point in run["points"]:
+        at = dict(zip(run["axes"], point["at"], strict=True))
+        if all(axis_value(at[a]) == v for a, v in fixed.items()):
+            cells[(axis_value(at[rows]), axis_value(at[columns]))] = point
+    row_values = [axis_value(v) for v in run["values"][rows]]
+    column_values = [axis_value(v) for v in run["values"][columns]]
+    unit = run["units"].get(columns, "")
+    header = f"| {rows} | " + " | ".join(f"{columns} = {v}{unit}" if unit not in ("", "×")
+                                         else f"{v}{unit}" for v in column_values) + " |"
+    lines = [header, "|" + "---|" * (len(column_values) + 1)]
+    for r in row_values:
+        lines.append(f"| {r} | " + " | ".join(interval(cells[(r, c)]) if (r, c) in cells
+                                             else "" for c in column_values) + " |")
+    details = Counter(p["detail"] for p in cells.values())
+    notes = {p["note"] for p in cells.values() if p["note"]}
+    caption = (f"Accuracy %, mean [95 % CI] over {next(iter(cells.values()))['unit']} "
+               f"(n = {details.most_common(1)[0][0]})" + "".join(f"; {n}" for n in sorted(notes))
+               + ".")
+    return "\n".join(lines) + "\n\n" + caption
+
+
+def claims(summary: dict[str, Any]) -> str:
+    lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
+    for claim in summary["claims"]:
+        verdict = claim["verdict"] + "".join(f"; {note}" for note in claim["notes"])
+        lines.append(f"| {claim['claim']} | {claim['paper']} | {claim['ours']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def made(summary: dict[str, Any]) -> str:
+    m = summary["made"]
+    minutes, seconds = divmod(int(m["wall_seconds"]), 60)
+    return (f"run time {minutes} min {seconds} s on {m['host']} (analogsim "
+            f"{str(m['git_commit'])[:7]}, torch {m['torch']})")
+
+
+def setting(summary: dict[str, Any], key: str) -> str:
+    value: Any = summary["setting"]
+    for part in key.split("."):
+        value = value[part]
+    return ", ".join(axis_value(v) for v in value) if isinstance(value, list) else axis_value(
+        value)
+
+
+def digital(summary: dict[str, Any], run_name: str) -> str:
+    values = summary["runs"][run_name]["digital_accuracy"]
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{percent(mean)} %"
+    return f"{percent(mean)} % (seeds: {', '.join(percent(v) for v in values)} %)"
+
+
+def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
+    """The page: every directive of ``template`` replaced from ``summaries``."""
+
+    def expand(match: re.Match[str]) -> str:
+        verb, name, *rest = shlex.split(match.group(1))
+        if name not in summaries:
+            raise KeyError(f"the page names {name!r}, which has no summary; summaries: "
+                           f"{sorted(summaries)} (run make reproduce)")
+        summary = summaries[name]
+        if verb == "table":
+            run_name, *pairs = rest
+            return table(summary, run_name, dict(p.split("=", 1) for p in pairs))
+        if verb == "claims":
+            return claims(summary)
+        if verb == "made":
+            return made(summary)
+        if verb == "setting":
+            return setting(summary, rest[0])
+        if verb == "digital":
+            return digital(summary, rest[0])
+        raise ValueError(f"unknown directive {verb!r} in {match.group(0)}")
+
+    return DIRECTIVE.sub(expand, template)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args()
+    page = render(TEMPLATE.read_text(encoding="utf-8"), load_summaries())
+    if args.check:
+        same = PAGE.read_text(encoding="utf-8") == page
+        print("docs/reproductions.md is " + ("up to date" if same else
+                                             "stale: run python benchmarks/reproduce/page.py"))
+        return 0 if same else 1
+    PAGE.write_text(page, encoding="utf-8")
+    print(PAGE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

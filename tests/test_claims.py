@@ -1,0 +1,194 @@
+"""Claims stated in specs, judged by code over training seeds; sweeps over several seeds; the
+reproduction page regenerated from its summaries."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import analogsim as asim
+from analogsim.claims import FAILS, HOLDS, UNRESOLVED, evaluate_claims, parse_claims, per_seed
+from analogsim.errors import SpecError
+from analogsim.experiments.run import run_spec
+from analogsim.experiments.spec import load_spec
+from analogsim.results import Results, RunData
+from analogsim.sampling import sampling_attrs
+
+REPRODUCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce"
+
+
+def reproduce_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"reproduce_{name}", REPRODUCE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def sweep_results(accuracy: np.ndarray, digital: list[float]) -> Results:
+    """A sweep run accuracy[scheme, noise, time, seed × chip] as a results file reads back."""
+    seeds, chips = len(digital), accuracy.shape[-1] // len(digital)
+    run = RunData(
+        name="sweep", axes={"scheme": np.array(["none", "sign"], dtype=object),
+                            "noise": np.array([1.0, 2.0, 4.0, 8.0]), "time": np.array([0.0]),
+                            "replicate": np.arange(seeds * chips)},
+        units={"noise": "×", "time": "s"}, data={"accuracy": accuracy},
+        dims={"accuracy": ("scheme", "noise", "time", "replicate")},
+        done=np.ones((2, 4), bool),
+        attrs={**sampling_attrs(seed=seeds, instance=chips), "digital_accuracy":
+               float(np.mean(digital)), "digital_accuracy_per_seed": digital})
+    return Results(Path("synthetic.h5"), {}, {}, {"sweep": run})
+
+
+def claim(test: str, **fields) -> dict:
+    return {"id": "c", "claim": "a claim", "test": test, **fields}
+
+
+TOLERANCE = {"run": "sweep", "tolerance": "noise"}
+
+
+@pytest.fixture
+def three_seeds() -> Results:
+    # per seed: "none" falls below 1 pp of 0.96 at noise 4 (seed 2: at 2), "sign" at 8
+    accuracy = np.full((2, 4, 1, 3 * 5), 0.96)
+    accuracy[0, 2:, 0, :] = 0.90
+    accuracy[0, 1, 0, 10:] = 0.90  # seed 2's chips
+    accuracy[1, 3, 0, :] = 0.90
+    return sweep_results(accuracy, [0.96, 0.96, 0.96])
+
+
+def test_tolerance_is_read_per_seed_against_that_seeds_digital_accuracy(three_seeds):
+    none = per_seed(three_seeds, {**TOLERANCE, "at": {"scheme": "none", "time": 0}})[0]
+    sign = per_seed(three_seeds, {**TOLERANCE, "at": {"scheme": "sign", "time": 0}})[0]
+    np.testing.assert_array_equal(none, [2.0, 2.0, 1.0])
+    np.testing.assert_array_equal(sign, [4.0, 4.0, 4.0])
+
+
+def test_verdicts_follow_the_paired_interval_over_seeds(three_seeds):
+    at = {"time": 0}
+    sign = {**TOLERANCE, "at": {**at, "scheme": "sign"}}
+    none = {**TOLERANCE, "at": {**at, "scheme": "none"}}
+    claims = parse_claims([
+        # ratios 2, 2, 4: above 1.5 in every seed, but t over 3 seeds (t = 4.30) reaches
+        # below it: with three trained models that is not resolved
+        claim("ratio_at_least", value=1.5, a=sign, b=none),
+        claim("greater", a=none, b=sign),  # differences −2, −2, −3: CI [−3.8, −0.9]
+        claim("increasing", quantities=[none, sign]),  # 2, 2, 3: CI [0.9, 3.8]
+        claim("within", value=0.5, a=none, b=none),
+    ], "spec")
+    verdicts = evaluate_claims(three_seeds, claims)
+    assert [v.verdict for v in verdicts] == [UNRESOLVED, FAILS, HOLDS, HOLDS]
+    # the "none" tolerance differs between seeds by one grid step: said, not hidden
+    assert any("1 grid step" in note for note in verdicts[0].notes)
+
+
+def test_one_seed_is_judged_by_its_means_and_says_so():
+    accuracy = np.full((2, 4, 1, 5), 0.96)
+    accuracy[0, 2:] = 0.5
+    results = sweep_results(accuracy, [0.96])
+    sign = {**TOLERANCE, "at": {"time": 0, "scheme": "sign"}}
+    none = {**TOLERANCE, "at": {"time": 0, "scheme": "none"}}
+    verdict, = evaluate_claims(results, parse_claims(
+        [claim("greater", a=sign, b=none)], "spec"))
+    assert verdict.verdict == HOLDS and any("one seed" in n for n in verdict.notes)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"id": "x", "claim": "y", "test": "bigger"}, r"test must be one of"),
+    (claim("greater", a={"run": "sweep"}), r"needs a and b"),
+    (claim("ratio_at_least", a={"run": "s"}, b={"run": "s"}), r"needs a number \(value\)"),
+    (claim("greater", a={"run": "s"}, b={"run": "s"}, colour="red"), r"unknown key 'colour'"),
+])
+def test_malformed_claims_fail_when_the_spec_is_read(table, message):
+    with pytest.raises(SpecError, match=message):
+        parse_claims([table], "spec.toml")
+
+
+def test_a_quantity_must_fix_every_varying_axis(three_seeds):
+    with pytest.raises(SpecError, match=r"fixes no value of the axis 'scheme'"):
+        per_seed(three_seeds, TOLERANCE)
+
+
+SPEC = """
+[experiment]
+name = "seeds_sweep"
+kind = "sweep"
+
+[data]
+dataset = "digits"
+
+[model]
+name = "mlp"
+options = {{ in_features = 64, hidden = [32], num_classes = 10 }}
+
+[training]
+epochs = 3
+batch_size = 64
+optimizer = "adam"
+learning_rate = 0.01
+seeds = {seeds}
+
+[chip]
+card = "pcm"
+
+[sweep]
+instances = 3
+times_s = [1]
+
+[[sweep.axes]]
+field = "read_noise.scale"
+values = [1, 16]
+mode = "scale"
+
+[[claims]]
+id = "noise_hurts"
+claim = "more read noise costs accuracy"
+paper = "—"
+test = "greater"
+a = {{ run = "sweep", at = {{ "read_noise.scale" = 1 }} }}
+b = {{ run = "sweep", at = {{ "read_noise.scale" = 16 }} }}
+"""
+
+
+def test_a_sweep_over_seeds_trains_each_and_keeps_seed_zero_as_alone(tmp_path):
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text(SPEC.format(seeds="[0]"))
+    two.write_text(SPEC.format(seeds="[0, 1]"))
+    alone = asim.load_results(run_spec(load_spec(one), tmp_path / "one.h5")).runs["sweep"]
+    both = asim.load_results(run_spec(load_spec(two), tmp_path / "two.h5")).runs["sweep"]
+    assert alone.dims["accuracy"][-1] == "instance" and both.dims["accuracy"][-1] == "replicate"
+    assert both.data["accuracy"].shape == (2, 1, 6) and both.done.all()
+    # seed 0's chips are the same numbers alone and beside seed 1; seed 1 is another model
+    np.testing.assert_array_equal(both.data["accuracy"][..., :3], alone.data["accuracy"])
+    assert not np.array_equal(both.data["accuracy"][..., 3:], alone.data["accuracy"])
+    assert len(both.attrs["digital_accuracy_per_seed"]) == 2
+    assert list(both.attrs["sample_axes"]) == ["seed", "instance"]
+
+
+def test_the_reproduction_pipeline_summarises_judges_and_renders(tmp_path):
+    spec = tmp_path / "seeds_sweep.toml"
+    spec.write_text(SPEC.format(seeds="[0, 1, 2]"))
+    results = run_spec(load_spec(spec), tmp_path / "seeds_sweep.h5")
+    summarize, page = reproduce_module("summarize"), reproduce_module("page")
+    written = summarize.write_summary(results, tmp_path / "summaries")
+    summary = json.loads(written.read_text())
+    verdict, = summary["claims"]
+    assert verdict["verdict"] == HOLDS  # 16× the pcm read noise is far worse, in every seed
+    point = summary["runs"]["sweep"]["points"][0]
+    assert point["unit"] == "seeds" and point["n"] == 3 and "3 seeds × 3 chips" in point["detail"]
+    text = page.render("{{table seeds_sweep sweep rows=read_noise.scale columns=time}}\n"
+                       "{{claims seeds_sweep}}", page.load_summaries(tmp_path / "summaries"))
+    assert "more read noise costs accuracy" in text and "| holds |" in text
+    assert "over seeds (n = 3 seeds × 3 chips)" in text
+
+
+def test_the_committed_page_is_what_its_summaries_give():
+    page = reproduce_module("page")
+    expected = page.render(page.TEMPLATE.read_text(encoding="utf-8"), page.load_summaries())
+    assert page.PAGE.read_text(encoding="utf-8") == expected, (
+        "docs/reproductions.md is stale: run python benchmarks/reproduce/page.py")
