@@ -19,7 +19,7 @@ averaged over the point's chips or draws per seed; a metric without replicates, 
 coding cost, is its one value), a constant (``{ value = 1.006 }``) or a tolerance
 (``tolerance = axis``: the largest value of that noise axis up to which the mean accuracy
 stays within ``within_pp`` (default 1) percentage points of the seed's digital accuracy, every
-smaller value too). Tests:
+smaller value too; 0 when even the smallest fails). Tests:
 
 - ``greater``: a − b > ``margin`` (default 0): holds when the 95 % CI of the difference paired
   by seed lies above the margin, does not hold when it lies below, else is not resolved;
@@ -42,7 +42,13 @@ import numpy as np
 from analogsim.errors import SpecError
 from analogsim.results import Results, RunData
 from analogsim.sampling import sampled
-from analogsim.statistics import ONE_SEED, Interval, spread_in_steps, t_interval
+from analogsim.statistics import (
+    ONE_SEED,
+    Interval,
+    spread_in_steps,
+    t_interval,
+    thresholds_per_seed,
+)
 
 TESTS = ("greater", "ratio_at_least", "increasing", "within")
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
@@ -118,7 +124,7 @@ def per_seed(results: Results, quantity: Mapping[str, Any]) -> tuple[np.ndarray,
     constant (``value``), a tolerance, or a metric at a point; a metric without replicates
     (a coding cost) is one value."""
     if "run" not in quantity:
-        return np.array([float(quantity["value"])]), "{:.4g}"
+        return np.array([float(quantity["value"])]), "{:.5g}"
     run = results.runs.get(quantity["run"])
     if run is None:
         raise SpecError(f"claim quantity {dict(quantity)}: the results have no run "
@@ -131,27 +137,22 @@ def per_seed(results: Results, quantity: Mapping[str, Any]) -> tuple[np.ndarray,
                         f"{metric!r}; its metrics are {sorted(run.data)}")
     if run.dims[metric][-1] != run.dims["accuracy"][-1]:  # no replicates: one value
         value = _fixed(run, run.dims[metric], run.data[metric], quantity.get("at", {}))
-        return np.atleast_1d(value), "{:.4g}"
+        return np.atleast_1d(value), "{:.5g}"
     values, axes = _at(run, metric, quantity.get("at", {}))
     return _means_per_seed(values, axes), "{:.2%}" if metric == "accuracy" else "{:.4g}"
 
 
 def tolerance_per_seed(run: RunData, quantity: Mapping[str, Any]) -> np.ndarray:
     """Per seed, the largest value of the noise axis ``quantity["tolerance"]`` up to which the
-    mean accuracy stays within ``within_pp`` of that seed's digital accuracy (NaN if none)."""
+    mean accuracy stays within ``within_pp`` of that seed's digital accuracy; 0 when even the
+    grid's smallest value fails (the tolerance lies below the grid)."""
     noise = quantity["tolerance"]
     values, axes = _at(run, "accuracy", quantity.get("at", {}), keep=noise)
-    seeds = np.stack([_means_per_seed(row, axes[1:]) for row in values], axis=1)  # (seeds, grid)
+    seeds = np.stack([_means_per_seed(row, axes[1:]) for row in values])  # (grid, seeds)
     digital = np.atleast_1d(np.asarray(run.attrs.get("digital_accuracy_per_seed",
                                                      run.attrs["digital_accuracy"]), float))
-    floor = digital[:, None] - float(quantity.get("within_pp", 1.0)) / 100
-    grid = np.asarray(run.axes[noise], float)
-    thresholds = []
-    for passing in seeds >= floor:
-        fail = np.flatnonzero(~passing)
-        thresholds.append(np.nan if passing.size and not passing[0] else
-                          grid[fail[0] - 1] if fail.size else grid[-1])
-    return np.asarray(thresholds, float)
+    return thresholds_per_seed(np.asarray(run.axes[noise], float), seeds, digital,
+                               float(quantity.get("within_pp", 1.0)))
 
 
 def _at(run: RunData, metric: str, at: Mapping[str, Any], keep: str | None = None
@@ -199,6 +200,15 @@ def _means_per_seed(values: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
     return np.nanmean(values, axis=inner) if inner else values
 
 
+def _over_seeds(results: Results, quantity: Mapping[str, Any]) -> bool:
+    """Whether a quantity is computed per trained model (not a constant or a coding cost)."""
+    if "run" not in quantity:
+        return False
+    run = results.runs[quantity["run"]]
+    metric = quantity.get("metric", "accuracy")
+    return "tolerance" in quantity or run.dims[metric][-1] == run.dims["accuracy"][-1]
+
+
 def evaluate_claims(results: Results, claims: tuple[Claim, ...]) -> list[Verdict]:
     """Judge every claim against ``results``."""
     return [_judge(results, claim) for claim in claims]
@@ -210,13 +220,17 @@ def _judge(results: Results, claim: Claim) -> Verdict:
     shown = [", ".join(fmt.format(v) for v in s) if s.size == 1 else
              f"{fmt.format(np.nanmean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
              for s, fmt in series]
-    notes = [ONE_SEED] if min(v.size for v in values) == 1 else []
+    one_seed = any(v.size == 1 and _over_seeds(results, q)
+                   for q, v in zip(claim.quantities, values, strict=True))
+    notes = [ONE_SEED] if one_seed else []
     for q, v in zip(claim.quantities, values, strict=True):
         if "tolerance" in q and v.size > 1:
             run = results.runs[q["run"]]
             steps = spread_in_steps(v, np.asarray(run.axes[q["tolerance"]], float))
+            where = ", ".join(f"{axis} = {value}" for axis, value in q.get("at", {}).items())
             if steps:
-                notes.append(f"a tolerance varies by {steps} grid step(s) between seeds")
+                notes.append(f"the tolerance at {where} varies by {steps} grid "
+                             f"step{'s' * (steps > 1)} between seeds")
     if claim.test == "increasing":
         verdicts = [_compare(a, b, "greater", claim.value)
                     for a, b in zip(values[1:], values[:-1], strict=True)]

@@ -300,3 +300,32 @@ def welch_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]
         return float("nan"), float("nan"), float("nan")
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     return float(a.mean() - b.mean()), float(interval.low), float(interval.high)
+
+
+def tolerance_threshold(values: np.ndarray, accuracy: np.ndarray, reference: float,
+                        tolerance_pp: float = 1.0) -> float:
+    """The largest noise value up to which the mean accuracy stays within ``tolerance_pp``
+    percentage points of ``reference`` (every smaller value of the grid too); NaN when even the
+    smallest value fails. S3's noise tolerance, read off a grid.
+
+    Args:
+        values: the noise grid, increasing (a harsher value is larger).
+        accuracy: mean accuracy per grid value (fraction).
+        reference: the clean accuracy (fraction).
+    """
+    passing = np.asarray(accuracy) >= reference - tolerance_pp / 100
+    if not passing[0]:
+        return float("nan")
+    first_fail = np.flatnonzero(~passing)
+    return float(values[first_fail[0] - 1] if first_fail.size else values[-1])
+
+
+def thresholds_per_seed(grid: np.ndarray, per_seed: np.ndarray, reference: np.ndarray | float,
+                        tolerance_pp: float = 1.0) -> np.ndarray:
+    """:func:`tolerance_threshold` of each seed's mean curve (``per_seed`` [grid, seed]; one
+    reference per seed or one for all), (seeds,); 0 for a seed that fails even at the grid's
+    smallest value (its threshold lies below the grid), so that it counts among the seeds."""
+    reference = np.broadcast_to(np.asarray(reference, dtype=float), per_seed.shape[-1:])
+    thresholds = np.array([tolerance_threshold(grid, per_seed[:, s], reference[s], tolerance_pp)
+                           for s in range(per_seed.shape[-1])])
+    return np.where(np.isnan(thresholds), 0.0, thresholds)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomli_w
 
 import analogsim as asim
 from analogsim.claims import FAILS, HOLDS, UNRESOLVED, evaluate_claims, parse_claims, per_seed
@@ -192,3 +194,23 @@ def test_the_committed_page_is_what_its_summaries_give():
     expected = page.render(page.TEMPLATE.read_text(encoding="utf-8"), page.load_summaries())
     assert page.PAGE.read_text(encoding="utf-8") == expected, (
         "docs/reproductions.md is stale: run python benchmarks/reproduce/page.py")
+
+
+CLAIMED_SPECS = sorted(path for path in REPRODUCE.glob("*.toml")
+                       if "[[claims]]" in path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CLAIMED_SPECS, ids=lambda p: p.stem)
+def test_each_reproduction_spec_runs_reduced_through_its_claims(path, tmp_path):
+    # the spec as committed, with one epoch, two seeds and one chip per point: the whole
+    # pipeline (train, sweep, summary, every claim judged) on its real axes and claims
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data["training"].update(epochs=1, seeds=[0, 1])
+    data.setdefault("sweep", {})["instances"] = 1
+    reduced = tmp_path / path.name
+    reduced.write_text(tomli_w.dumps(data), encoding="utf-8")
+    results = run_spec(load_spec(reduced), tmp_path / f"{path.stem}.h5")
+    summary = reproduce_module("summarize").summarize(results)
+    assert len(summary["claims"]) == len(data["claims"]) > 0
+    assert {c["verdict"] for c in summary["claims"]} <= {HOLDS, FAILS, UNRESOLVED}

@@ -21,9 +21,9 @@ from analogsim.report.summaries import (
     per_seed_curves,
     summarise,
     threshold_over_seeds,
-    tolerance_threshold,
 )
 from analogsim.results import Results, RunData
+from analogsim.statistics import tolerance_threshold
 
 #: Lines up to this many get a column each in the table of a two-axis run.
 _PIVOT_COLUMNS = 6

@@ -13,6 +13,7 @@ from analogsim.statistics import (
     derived_over_seeds,
     interval_over_units,
     plural,
+    thresholds_per_seed,
 )
 
 
@@ -78,10 +79,8 @@ def threshold_over_seeds(grid: np.ndarray, per_seed: np.ndarray, reference: np.n
     """:func:`tolerance_threshold` of each seed's mean curve (``per_seed`` [grid, seed]; one
     reference per seed or one for all), as an interval over seeds whose note says how many
     grid steps the per-seed thresholds span."""
-    reference = np.broadcast_to(np.asarray(reference, dtype=float), per_seed.shape[-1:])
-    thresholds = [tolerance_threshold(grid, per_seed[:, s], reference[s], tolerance_pp)
-                  for s in range(per_seed.shape[-1])]
-    return derived_over_seeds(thresholds, grid=grid)
+    return derived_over_seeds(thresholds_per_seed(grid, per_seed, reference, tolerance_pp),
+                              grid=grid)
 
 
 def knife_edge(low: np.ndarray, high: np.ndarray, reference: float,
@@ -101,21 +100,3 @@ def mean_and_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     replicates = values.shape[-1]
     spread = values.std(axis=-1, ddof=1) if replicates > 1 else np.zeros_like(mean)
     return mean, np.where(complete, spread, np.nan)
-
-
-def tolerance_threshold(values: np.ndarray, accuracy: np.ndarray, reference: float,
-                        tolerance_pp: float = 1.0) -> float:
-    """The largest noise value up to which the mean accuracy stays within ``tolerance_pp``
-    percentage points of ``reference`` (every smaller value of the grid too); NaN when even the
-    smallest value fails. S3's noise tolerance, read off a grid.
-
-    Args:
-        values: the noise grid, increasing (a harsher value is larger).
-        accuracy: mean accuracy per grid value (fraction).
-        reference: the clean accuracy (fraction).
-    """
-    passing = np.asarray(accuracy) >= reference - tolerance_pp / 100
-    if not passing[0]:
-        return float("nan")
-    first_fail = np.flatnonzero(~passing)
-    return float(values[first_fail[0] - 1] if first_fail.size else values[-1])

@@ -4,7 +4,7 @@ The template (``reproductions.md.in`` beside this file) is the page's prose; eve
 page comes from a directive that reads a summary (``summaries/<name>.json``, written by
 ``summarize.py``)::
 
-    {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...]}}   mean [95 % CI] per point
+    {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
     {{claims NAME}}                                               each claim and its verdict
     {{made NAME}}                                                 wall time, machine, commit
     {{setting NAME KEY.KEY}}                                      a value of the spec
@@ -53,14 +53,16 @@ def axis_value(value: Any) -> str:
 def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> str:
     run = summary["runs"][run_name]
     rows, columns = options.pop("rows"), options.pop("columns")
-    fixed = {a: v for a, v in options.items()}
+    picked = options.pop("pick", None)  # only these column values, e.g. pick=0.01,0.1
+    fixed = dict(options)
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for point in run["points"]:
         at = dict(zip(run["axes"], point["at"], strict=True))
         if all(axis_value(at[a]) == v for a, v in fixed.items()):
             cells[(axis_value(at[rows]), axis_value(at[columns]))] = point
     row_values = [axis_value(v) for v in run["values"][rows]]
-    column_values = [axis_value(v) for v in run["values"][columns]]
+    column_values = [axis_value(v) for v in run["values"][columns]
+                     if picked is None or axis_value(v) in picked.split(",")]
     unit = run["units"].get(columns, "")
     header = f"| {rows} | " + " | ".join(f"{columns} = {v}{unit}" if unit not in ("", "×")
                                          else f"{v}{unit}" for v in column_values) + " |"
