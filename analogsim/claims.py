@@ -23,7 +23,8 @@ smaller value too; 0 when even the smallest fails). Tests:
 
 - ``greater``: a − b > ``margin`` (default 0): holds when the 95 % CI of the difference paired
   by seed lies above the margin, does not hold when it lies below, else is not resolved;
-- ``ratio_at_least``: mean(a) / mean(b) ≥ ``value``, by the per-seed ratios' CI likewise;
+- ``ratio_at_least`` / ``ratio_at_most``: a / b ≥ (≤) ``value``, by the per-seed ratios' CI
+  likewise;
 - ``increasing``: ``quantities`` (a list) each greater than the one before;
 - ``within``: |a − b| ≤ ``value``: holds when the CI of the difference lies inside ±value.
 
@@ -50,7 +51,7 @@ from analogsim.statistics import (
     thresholds_per_seed,
 )
 
-TESTS = ("greater", "ratio_at_least", "increasing", "within")
+TESTS = ("greater", "ratio_at_least", "ratio_at_most", "increasing", "within")
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
 
 
@@ -135,6 +136,9 @@ def per_seed(results: Results, quantity: Mapping[str, Any]) -> tuple[np.ndarray,
     if metric not in run.data:
         raise SpecError(f"claim quantity {dict(quantity)}: run {run.name!r} has no metric "
                         f"{metric!r}; its metrics are {sorted(run.data)}")
+    if run.dims[metric][-1] == "seed":  # one value per seed already (training time)
+        return _fixed(run, run.dims[metric][:-1], run.data[metric], quantity.get("at", {})), (
+            "{:.4g}")
     if run.dims[metric][-1] != run.dims["accuracy"][-1]:  # no replicates: one value
         value = _fixed(run, run.dims[metric], run.data[metric], quantity.get("at", {}))
         return np.atleast_1d(value), "{:.5g}"
@@ -206,7 +210,8 @@ def _over_seeds(results: Results, quantity: Mapping[str, Any]) -> bool:
         return False
     run = results.runs[quantity["run"]]
     metric = quantity.get("metric", "accuracy")
-    return "tolerance" in quantity or run.dims[metric][-1] == run.dims["accuracy"][-1]
+    return ("tolerance" in quantity or run.dims[metric][-1] == "seed"
+            or run.dims[metric][-1] == run.dims.get("accuracy", ("",))[-1])
 
 
 def evaluate_claims(results: Results, claims: tuple[Claim, ...]) -> list[Verdict]:
@@ -247,6 +252,9 @@ def _compare(a: np.ndarray, b: np.ndarray, test: str, value: float) -> str:
     """The verdict of one test between per-seed values a and b (paired by seed)."""
     if test == "ratio_at_least":
         difference = a / b - value
+        bounds = (0.0, np.inf)
+    elif test == "ratio_at_most":
+        difference = value - a / b
         bounds = (0.0, np.inf)
     elif test == "within":
         difference = a - b

@@ -124,7 +124,8 @@ def layer_state_bytes(chip: Chip, weights: int) -> tuple[int, int]:
 def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
     """Bytes per sample and instance of the widest analog layer's activations in a forward:
     inputs + outputs, × :data:`FORWARD_COPIES`, found by pushing one ``sample`` (with its
-    batch dimension of 1) through ``model`` (analog layers in training mode: live weights)."""
+    batch dimension of 1) through ``model`` in eval mode (batch norm on its running statistics,
+    which stay unchanged; unprogrammed analog layers compute on their live weights)."""
     widest = 0
 
     def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -135,7 +136,7 @@ def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
     was_training = model.training
     try:
         with torch.no_grad():
-            model.train()(sample[:1])
+            model.eval()(sample[:1])
     finally:
         model.train(was_training)
         for hook in hooks:

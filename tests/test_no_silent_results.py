@@ -228,6 +228,16 @@ def test_the_memory_estimate_is_within_2x_of_the_programmed_buffers(mlp, card, o
     assert measured / 2 <= estimate.total <= 2 * measured, (estimate, measured)
 
 
+def test_the_activation_estimate_takes_batch_norm_models_and_leaves_them_unchanged():
+    # one sample through a model with batch norm: eval mode, its running statistics unchanged
+    model = asim.convert(nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                       nn.Linear(16, 4)), "pcm").train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    estimate = estimate_memory(model, 4, torch.randn(1, 8), batch_size=32)
+    assert estimate.total > estimate_memory(model, 4).total and model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
 def test_program_refuses_more_instances_than_memory_holds(mlp):
     analog = asim.convert(mlp, "pcm")
     with pytest.raises(ResourceError, match=r"programming 1000000000 chip instances needs about "
