@@ -10,7 +10,6 @@ readers take, and broken on purpose.
 from __future__ import annotations
 
 import pickle
-import re
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,10 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from cli_check import one_line_exit_2
 from test_data import write_idx, write_mnist_folder
 
-from analogsim import cli, models
+from analogsim import models
 from analogsim.results import FORMAT, FORMAT_VERSION, ResultsWriter
 
 CORPUS = Path(__file__).parent / "bad_inputs"
@@ -37,16 +37,6 @@ def expected(path: Path) -> str:
     return first.removeprefix("# expect: ")
 
 
-def check_cli(argv: list[str], pattern: str, capsys) -> None:
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err  # one line
-    assert re.search(pattern, lines[0]), lines[0]
-
-
 def run_argv(spec: Path, tmp_path: Path) -> list[str]:
     return ["run", str(spec), "--quiet", "-o", str(tmp_path / "out.h5"), "--report",
             str(tmp_path / "report")]
@@ -56,12 +46,12 @@ def run_argv(spec: Path, tmp_path: Path) -> list[str]:
 def test_bad_card(card, tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text(BASE_SPEC.replace('card = "pcm"', f'card = "{card}"'))
-    check_cli(run_argv(spec, tmp_path), expected(card), capsys)
+    one_line_exit_2(run_argv(spec, tmp_path), expected(card), capsys)
 
 
 @pytest.mark.parametrize("spec", sorted((CORPUS / "specs").glob("*.toml")), ids=lambda p: p.stem)
 def test_bad_spec(spec, tmp_path, capsys):
-    check_cli(run_argv(spec, tmp_path), expected(spec), capsys)
+    one_line_exit_2(run_argv(spec, tmp_path), expected(spec), capsys)
 
 
 # ------------------------------------------------------------------ binary cases, built here
@@ -163,7 +153,7 @@ def test_bad_model_or_data_file(build, tmp_path, capsys):
     text, pattern = build(tmp_path)
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
-    check_cli(run_argv(spec, tmp_path), pattern, capsys)
+    one_line_exit_2(run_argv(spec, tmp_path), pattern, capsys)
     assert "pickled code ran" not in capsys.readouterr().out
 
 
@@ -215,7 +205,7 @@ def test_bad_results_file(build, tmp_path, capsys):
     path = tmp_path / ("missing.h5" if build is missing_results else "results.h5")
     pattern = build(path)
     assert FORMAT == "analogsim-results"
-    check_cli(["report", str(path), "-o", str(tmp_path / "report")], pattern, capsys)
+    one_line_exit_2(["report", str(path), "-o", str(tmp_path / "report")], pattern, capsys)
 
 
 def test_the_corpus_is_large_enough():
@@ -253,6 +243,6 @@ def test_bad_measurement_file(case, tmp_path, capsys):
     text, pattern = MEASUREMENTS[case]
     path = tmp_path / f"{case}.csv"
     path.write_text(text)
-    check_cli(["fit-device", str(path), "-o", str(tmp_path / "card.toml"), "--report",
+    one_line_exit_2(["fit-device", str(path), "-o", str(tmp_path / "card.toml"), "--report",
                str(tmp_path / "report")], pattern, capsys)
     assert not (tmp_path / "card.toml").exists()

@@ -7,29 +7,17 @@ the package; ``--debug`` shows the traceback instead. The CLI runs in-process.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import pytest
+from cli_check import one_line_exit_2
 
 from analogsim import cli
 from analogsim.errors import MissingExtraError, SpecError
 from analogsim.results import ResultsWriter
 
 SPEC = (Path(__file__).parent / "bad_inputs" / "base_spec.toml.txt").read_text()
-
-
-def one_line_exit_2(argv: list[str], pattern: str, capsys) -> str:
-    """Run the CLI; check exit code 2 and one stderr line matching ``pattern``."""
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_check import one_line_exit_2
 from torch import nn
 
 import analogsim as asim
-from analogsim import cli
 from analogsim.conversion import analog_layers
 from analogsim.errors import DataError, ResourceError, ShapeError, StateError, UsageError
 from analogsim.experiments.sweep import SweepPlan
@@ -23,16 +23,6 @@ from analogsim.memory import estimate_memory, parse_memory
 from analogsim.tiles.programmed import STATE_BUFFERS
 
 CARDS = ["ideal", "pcm", "rram", "generic"]
-
-
-def check_cli(argv: list[str], pattern: str, capsys) -> None:
-    code = cli.main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 @pytest.fixture
@@ -172,7 +162,7 @@ def test_evaluate_readback_refuses_what_fit_device_refuses(exchange, case, capsy
     test = (torch.randn(8, 64), torch.randint(0, 10, (8,)))
     with pytest.raises(DataError, match=pattern):
         evaluate_readback(model, chip, path, test)
-    check_cli(["evaluate-readback", str(folder / "model.pt"), str(path), "-o",
+    one_line_exit_2(["evaluate-readback", str(folder / "model.pt"), str(path), "-o",
                str(tmp_path / "lab.h5"), "--report", str(tmp_path / "report"), "--quiet"],
               pattern, capsys)
     assert not (tmp_path / "lab.h5").exists()
@@ -297,6 +287,6 @@ def test_run_refuses_a_sweep_that_would_not_fit_before_training(tmp_path, capsys
                                                                 extra, pattern):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("INSTANCES", str(instances)))
-    check_cli(["run", str(spec), "--quiet", "-o", str(tmp_path / "out.h5"), "--report",
+    one_line_exit_2(["run", str(spec), "--quiet", "-o", str(tmp_path / "out.h5"), "--report",
                str(tmp_path / "report"), *extra], pattern, capsys)
     assert not (tmp_path / "out.h5").exists()  # nothing trained, nothing written

@@ -6,6 +6,7 @@ page comes from a directive that reads a summary (``summaries/<name>.json``, wri
 
     {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
     {{claims NAME}}                                               each claim and its verdict
+    {{verdicts CLAIM_ID NAME=LABEL ...}}                          one claim across specs
     {{made NAME}}                                                 wall time, machine, commit
     {{setting NAME KEY.KEY}}                                      a value of the spec
     {{digital NAME RUN}}                                          the digital model's accuracy
@@ -86,6 +87,17 @@ def claims(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdicts(claim_id: str, specs: list[tuple[str, str]],
+             summaries: dict[str, dict[str, Any]]) -> str:
+    """One claim judged in several specs: a row per spec (its label), ours and the verdict."""
+    lines = ["| setting | ours | verdict |", "|---|---|---|"]
+    for name, label in specs:
+        claim = next(c for c in summaries[name]["claims"] if c["id"] == claim_id)
+        verdict = claim["verdict"] + "".join(f"; {note}" for note in claim["notes"])
+        lines.append(f"| {label} | {claim['ours']} | {verdict} |")
+    return "\n".join(lines)
+
+
 def made(summary: dict[str, Any]) -> str:
     m = summary["made"]
     minutes, seconds = divmod(int(m["wall_seconds"]), 60)
@@ -114,6 +126,12 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
 
     def expand(match: re.Match[str]) -> str:
         verb, name, *rest = shlex.split(match.group(1))
+        if verb == "verdicts":  # name is the claim's id; the specs follow as NAME=LABEL
+            specs = [tuple(pair.split("=", 1)) for pair in rest]
+            missing = [spec for spec, _ in specs if spec not in summaries]
+            if missing:
+                raise KeyError(f"the page names {missing}, which have no summary")
+            return verdicts(name, specs, summaries)
         if name not in summaries:
             raise KeyError(f"the page names {name!r}, which has no summary; summaries: "
                            f"{sorted(summaries)} (run make reproduce)")
