@@ -27,15 +27,18 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
-# Re-run every reproduction spec (results/<name>.h5), rewrite its summary
-# (benchmarks/reproduce/summaries/) and docs/reproductions.md from the summaries. One thread per
-# run, as the durations on the page were measured. A finished run is resumed, not repeated.
+# Re-run every reproduction spec (results/<name>.h5) and the demo, rewrite their summaries
+# (benchmarks/reproduce/summaries/), and docs/reproductions.md and README.md from the summaries
+# and their templates (benchmarks/reproduce/templates/). One thread per run, as the durations on
+# the page were measured. A finished run is resumed, not repeated.
 reproduce: $(VENV)/.installed-dev
 	for spec in benchmarks/reproduce/*.toml; do \
 	    name=$$(basename $$spec .toml); \
 	    OMP_NUM_THREADS=1 $(BIN)/analogsim run $$spec -o results/$$name.h5 || exit 1; \
 	    $(BIN)/python benchmarks/reproduce/summarize.py results/$$name.h5 || exit 1; \
 	done
+	OMP_NUM_THREADS=1 $(BIN)/analogsim demo --results results/demo.h5 --quiet
+	$(BIN)/python benchmarks/reproduce/summarize.py results/demo.h5
 	$(BIN)/python benchmarks/reproduce/page.py
 
 aihwkit: $(VENV)/.installed-aihwkit

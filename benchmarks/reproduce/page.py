@@ -1,8 +1,8 @@
-"""Write docs/reproductions.md from the committed summaries and the page's template.
+"""Write docs/reproductions.md and README.md from the committed summaries and their templates.
 
-The template (``reproductions.md.in`` beside this file) is the page's prose; every number on the
-page comes from a directive that reads a summary (``summaries/<name>.json``, written by
-``summarize.py``)::
+The templates (``templates/reproductions.md.in``, ``templates/README.md.in``) are the pages'
+prose; every result on a page comes from a directive that reads a summary
+(``summaries/<name>.json``, written by ``summarize.py``)::
 
     {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
     {{claims NAME}}                                               each claim and its verdict
@@ -11,8 +11,8 @@ page comes from a directive that reads a summary (``summaries/<name>.json``, wri
     {{setting NAME KEY.KEY}}                                      a value of the spec
     {{digital NAME RUN}}                                          the digital model's accuracy
 
-Run: ``python benchmarks/reproduce/page.py`` (``--check`` exits 1 when the page differs from
-what it would write). ``tests/test_reproductions.py`` runs the check.
+Run: ``python benchmarks/reproduce/page.py`` (``--check`` exits 1 when a page differs from
+what it would write). ``tests/test_claims.py`` runs the check.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from analogsim.units import format_duration
+
 HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE / "reproductions.md.in"
-PAGE = HERE.parents[1] / "docs" / "reproductions.md"
+ROOT = HERE.parents[1]
+#: template → the page it writes
+PAGES = {HERE / "templates" / "reproductions.md.in": ROOT / "docs" / "reproductions.md",
+         HERE / "templates" / "README.md.in": ROOT / "README.md"}
 DIRECTIVE = re.compile(r"\{\{(.+?)\}\}")
 
 
@@ -51,6 +55,14 @@ def axis_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
+def axis_label(run: dict[str, Any], axis: str, value: Any) -> str:
+    """A value as a table shows it: times as durations, scale factors with ×."""
+    unit = run["units"].get(axis, "")
+    if unit == "s":
+        return format_duration(float(value))
+    return axis_value(value) + ("×" if unit == "×" else "")
+
+
 def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> str:
     run = summary["runs"][run_name]
     rows, columns = options.pop("rows"), options.pop("columns")
@@ -64,13 +76,13 @@ def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> st
     row_values = [axis_value(v) for v in run["values"][rows]]
     column_values = [axis_value(v) for v in run["values"][columns]
                      if picked is None or axis_value(v) in picked.split(",")]
-    unit = run["units"].get(columns, "")
-    header = f"| {rows} | " + " | ".join(f"{columns} = {v}{unit}" if unit not in ("", "×")
-                                         else f"{v}{unit}" for v in column_values) + " |"
+    header = f"| {rows} | " + " | ".join(f"{columns} {axis_label(run, columns, v)}"
+                                         for v in column_values) + " |"
     lines = [header, "|" + "---|" * (len(column_values) + 1)]
     for r in row_values:
-        lines.append(f"| {r} | " + " | ".join(interval(cells[(r, c)]) if (r, c) in cells
-                                             else "" for c in column_values) + " |")
+        lines.append(f"| {axis_label(run, rows, r)} | "
+                     + " | ".join(interval(cells[(r, c)]) if (r, c) in cells else ""
+                                  for c in column_values) + " |")
     details = Counter(p["detail"] for p in cells.values())
     notes = {p["note"] for p in cells.values() if p["note"]}
     caption = (f"Accuracy %, mean [95 % CI] over {next(iter(cells.values()))['unit']} "
@@ -152,18 +164,26 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
     return DIRECTIVE.sub(expand, template)
 
 
+def stale_pages(summaries: dict[str, dict[str, Any]]) -> list[Path]:
+    """The pages whose text differs from what their templates and ``summaries`` give."""
+    return [page for template, page in PAGES.items()
+            if page.read_text(encoding="utf-8") != render(template.read_text(encoding="utf-8"),
+                                                          summaries)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
-    page = render(TEMPLATE.read_text(encoding="utf-8"), load_summaries())
+    summaries = load_summaries()
     if args.check:
-        same = PAGE.read_text(encoding="utf-8") == page
-        print("docs/reproductions.md is " + ("up to date" if same else
-                                             "stale: run python benchmarks/reproduce/page.py"))
-        return 0 if same else 1
-    PAGE.write_text(page, encoding="utf-8")
-    print(PAGE)
+        stale = stale_pages(summaries)
+        for page in stale:
+            print(f"{page.relative_to(ROOT)} is stale: run python benchmarks/reproduce/page.py")
+        return 1 if stale else 0
+    for template, page in PAGES.items():
+        page.write_text(render(template.read_text(encoding="utf-8"), summaries), encoding="utf-8")
+        print(page)
     return 0
 
 

@@ -31,7 +31,7 @@ from analogsim.statistics import interval_over_units
 
 SUMMARIES = Path(__file__).resolve().parent / "summaries"
 #: Runs whose metric is accuracy over named grid axes and sampling levels.
-ACCURACY_RUNS = ("sweep", "attack", "chip")
+ACCURACY_RUNS = ("sweep", "attack", "chip", "drift")
 
 
 def summarize(path: str | Path) -> dict[str, Any]:
