@@ -29,11 +29,13 @@ smaller value too; 0 when even the smallest fails). Tests:
 - ``within``: |a − b| ≤ ``value``: holds when the CI of the difference lies inside ±value.
 
 With one training seed there is no interval over trained models: the verdict compares the
-means and says so; a tolerance whose per-seed values span grid steps says that too.
+means and says so; a tolerance whose per-seed values span grid steps says that too. A quantity
+with no finite value (a run not finished) gives the verdict "no data".
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,7 @@ from analogsim.statistics import (
 
 TESTS = ("greater", "ratio_at_least", "ratio_at_most", "increasing", "within")
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
+NO_DATA = "no data"  # a quantity has no finite value (a run not finished, a model diverged)
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,14 @@ def _fixed(run: RunData, grid: tuple[str, ...], values: np.ndarray, at: Mapping[
 
 
 def _means_per_seed(values: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
-    """Mean over the sampling levels inside the seed: (..., seed, inner…) → (..., seeds)."""
+    """Mean over the sampling levels inside the seed: (..., seed, inner…) → (..., seeds); NaN
+    where a seed has no finite value (judged as "no data")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of an all-NaN slice
+        return _nanmean_per_seed(values, axes)
+
+
+def _nanmean_per_seed(values: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
     if "seed" not in axes:  # one trained model: its chips or draws are the inner level
         return np.atleast_1d(np.nanmean(values, axis=tuple(range(values.ndim)) if
                                         values.ndim else None))
@@ -223,7 +233,7 @@ def _judge(results: Results, claim: Claim) -> Verdict:
     series = [per_seed(results, q) for q in claim.quantities]
     values = [s for s, _ in series]
     shown = [", ".join(fmt.format(v) for v in s) if s.size == 1 else
-             f"{fmt.format(np.nanmean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
+             f"{fmt.format(_mean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
              for s, fmt in series]
     one_seed = any(v.size == 1 and _over_seeds(results, q)
                    for q, v in zip(claim.quantities, values, strict=True))
@@ -236,6 +246,8 @@ def _judge(results: Results, claim: Claim) -> Verdict:
             if steps:
                 notes.append(f"the tolerance at {where} varies by {steps} grid "
                              f"step{'s' * (steps > 1)} between seeds")
+    if not all(np.isfinite(v).any() for v in values):
+        return Verdict(claim, NO_DATA, " vs ".join(shown), tuple(notes))
     if claim.test == "increasing":
         verdicts = [_compare(a, b, "greater", claim.value)
                     for a, b in zip(values[1:], values[:-1], strict=True)]
@@ -246,6 +258,12 @@ def _judge(results: Results, claim: Claim) -> Verdict:
         verdict = _compare(values[0], values[1], claim.test, claim.value)
         ours = f"{shown[0]} vs {shown[1]}"
     return Verdict(claim, verdict, ours, tuple(notes))
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean of the finite values (NaN when there is none)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _compare(a: np.ndarray, b: np.ndarray, test: str, value: float) -> str:

@@ -14,7 +14,15 @@ import pytest
 import tomli_w
 
 import analogsim as asim
-from analogsim.claims import FAILS, HOLDS, UNRESOLVED, evaluate_claims, parse_claims, per_seed
+from analogsim.claims import (
+    FAILS,
+    HOLDS,
+    NO_DATA,
+    UNRESOLVED,
+    evaluate_claims,
+    parse_claims,
+    per_seed,
+)
 from analogsim.errors import SpecError
 from analogsim.experiments.run import run_spec
 from analogsim.experiments.spec import load_spec
@@ -87,6 +95,15 @@ def test_verdicts_follow_the_paired_interval_over_seeds(three_seeds):
     assert [v.verdict for v in verdicts] == [UNRESOLVED, FAILS, HOLDS, HOLDS]
     # the "none" tolerance differs between seeds by one grid step: said, not hidden
     assert any("1 grid step" in note for note in verdicts[0].notes)
+
+
+def test_a_quantity_without_data_gives_no_verdict(three_seeds):
+    three_seeds.runs["sweep"].data["accuracy"][1] = np.nan  # "sign" never evaluated
+    sign = {"run": "sweep", "at": {"time": 0, "scheme": "sign", "noise": 1}}
+    none = {"run": "sweep", "at": {"time": 0, "scheme": "none", "noise": 1}}
+    verdict, = evaluate_claims(three_seeds, parse_claims([claim("greater", a=sign, b=none)],
+                                                         "spec"))
+    assert verdict.verdict == NO_DATA
 
 
 def test_one_seed_is_judged_by_its_means_and_says_so():
@@ -231,7 +248,7 @@ def test_each_reproduction_spec_runs_reduced_through_its_claims(path, tmp_path):
     results = run_spec(load_spec(spec), tmp_path / f"{path.stem}.h5")
     summary = reproduce_module("summarize").summarize(results)
     assert len(summary["claims"]) == len(data["claims"]) > 0
-    assert {c["verdict"] for c in summary["claims"]} <= {HOLDS, FAILS, UNRESOLVED}
+    assert {c["verdict"] for c in summary["claims"]} <= {HOLDS, FAILS, UNRESOLVED, NO_DATA}
 
 
 @pytest.mark.parametrize(("left_out", "stand_in"), NOT_REDUCED.items())

@@ -40,6 +40,9 @@ def summarize(path: str | Path) -> dict[str, Any]:
     spec_text = results.config.get("spec", "")
     spec = tomllib.loads(spec_text) if spec_text else {}
     attrs = results.attrs
+    if "finished" not in attrs:
+        raise SystemExit(f"{path}: the run has not finished (no 'finished' attribute): it is "
+                         "still running or was interrupted; run the same command to resume it")
     started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
     summary: dict[str, Any] = {
         "name": spec.get("experiment", {}).get("name", Path(path).stem),
