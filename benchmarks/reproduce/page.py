@@ -10,6 +10,7 @@ prose; every result on a page comes from a directive that reads a summary
     {{made NAME}}                                                 wall time, machine, commit
     {{setting NAME KEY.KEY}}                                      a value of the spec
     {{digital NAME RUN}}                                          the digital model's accuracy
+    {{total all}}                                                 wall time of every summary
 
 Run: ``python benchmarks/reproduce/page.py`` (``--check`` exits 1 when a page differs from
 what it would write). ``tests/test_claims.py`` runs the check.
@@ -110,6 +111,13 @@ def verdicts(claim_id: str, specs: list[tuple[str, str]],
     return "\n".join(lines)
 
 
+def total(summaries: dict[str, dict[str, Any]]) -> str:
+    """The summed wall time of every summarised run."""
+    seconds = sum(int(s["made"]["wall_seconds"]) for s in summaries.values())
+    return (f"{seconds // 3600} h {seconds % 3600 // 60} min for the {len(summaries)} runs "
+            "summarised so far")
+
+
 def made(summary: dict[str, Any]) -> str:
     m = summary["made"]
     minutes, seconds = divmod(int(m["wall_seconds"]), 60)
@@ -138,6 +146,8 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
 
     def expand(match: re.Match[str]) -> str:
         verb, name, *rest = shlex.split(match.group(1))
+        if verb == "total":
+            return total(summaries)
         if verb == "verdicts":  # name is the claim's id; the specs follow as NAME=LABEL
             specs = [tuple(pair.split("=", 1)) for pair in rest]
             missing = [spec for spec, _ in specs if spec not in summaries]
