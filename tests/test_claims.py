@@ -213,9 +213,12 @@ def test_the_committed_pages_are_what_their_summaries_give():
 
 
 #: Reproduction specs the reduced run leaves out → the reduced spec that stands in for them:
-#: the same methods and claims on another model. One ResNet-20 epoch on mnist5k takes
-#: minutes; the model itself is tested in test_models.
-NOT_REDUCED = {"s0_noise_aware_sam_resnet20": "s0_noise_aware_sam_10ep"}
+#: the same methods and claims on another model or recipe. One ResNet-20 epoch on mnist5k
+#: takes minutes (the model itself is tested in test_models); the S1 recipe variants differ
+#: from S1 in weight decay or epochs only.
+NOT_REDUCED = {"s0_noise_aware_sam_resnet20": "s0_noise_aware_sam_10ep",
+               "s1_incorruptible_no_wd": "s1_incorruptible",
+               "s1_incorruptible_30ep": "s1_incorruptible"}
 CLAIMED_SPECS = sorted(path for path in REPRODUCE.glob("*.toml")
                        if "[[claims]]" in path.read_text(encoding="utf-8")
                        and path.stem not in NOT_REDUCED)
@@ -255,5 +258,7 @@ def test_each_reproduction_spec_runs_reduced_through_its_claims(path, tmp_path):
 def test_a_spec_left_out_of_the_reduced_runs_has_a_stand_in(left_out, stand_in):
     specs = [tomllib.loads((REPRODUCE / f"{name}.toml").read_text(encoding="utf-8"))
              for name in (left_out, stand_in)]
-    assert specs[0]["methods"] == specs[1]["methods"]
+    # the same methods by label and kind (a recipe variant may shorten a ramp), the same claims
+    methods = [[(m.get("label"), m["kind"]) for m in spec["methods"]] for spec in specs]
+    assert methods[0] == methods[1]
     assert specs[0]["claims"] == specs[1]["claims"]
