@@ -25,9 +25,8 @@ import numpy as np
 
 import analogsim as asim
 from analogsim.claims import evaluate_claims, parse_claims
+from analogsim.report.summaries import intervals
 from analogsim.results import RunData
-from analogsim.sampling import sample_levels, sampled
-from analogsim.statistics import interval_over_units
 
 SUMMARIES = Path(__file__).resolve().parent / "summaries"
 #: Runs whose metric is accuracy over named grid axes and sampling levels.
@@ -68,13 +67,11 @@ def summarize(path: str | Path) -> dict[str, Any]:
 
 def run_summary(run: RunData) -> dict[str, Any]:
     """Every point of an accuracy run: mean and 95 % CI over its unit, with n."""
-    values, axes = sampled(run)
-    levels, _ = sample_levels(run)
-    grid = axes[:len(axes) - len(levels)]
-    samples = int(run.attrs.get("test_samples", 0)) or None
+    cells = intervals(run)  # the report's intervals: over seeds, else chips or draws
+    grid = run.dims["accuracy"][:-1]
     points = []
-    for index in np.ndindex(values.shape[:len(grid)]):
-        interval = interval_over_units(values[index], levels, samples=samples)
+    for index in np.ndindex(cells.shape):
+        interval = cells[index]
         points.append({"at": [_plain(run.axes[a][i]) for a, i in zip(grid, index, strict=True)],
                        "mean": interval.mean, "low": interval.low, "high": interval.high,
                        "n": interval.n, "unit": interval.unit, "detail": interval.detail,
