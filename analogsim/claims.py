@@ -25,6 +25,8 @@ smaller value too; 0 when even the smallest fails). Tests:
   by seed lies above the margin, does not hold when it lies below, else is not resolved;
 - ``ratio_at_least`` / ``ratio_at_most``: a / b ≥ (≤) ``value``, by the per-seed ratios' CI
   likewise;
+- ``ratio_within``: 1/``value`` ≤ a / b ≤ ``value`` (agreement within a factor, e.g. with a
+  paper's number given as a constant);
 - ``increasing``: ``quantities`` (a list) each greater than the one before;
 - ``within``: |a − b| ≤ ``value``: holds when the CI of the difference lies inside ±value.
 
@@ -51,9 +53,10 @@ from analogsim.statistics import (
     spread_in_steps,
     t_interval,
     thresholds_per_seed,
+    welch_difference,
 )
 
-TESTS = ("greater", "ratio_at_least", "ratio_at_most", "increasing", "within")
+TESTS = ("greater", "ratio_at_least", "ratio_at_most", "ratio_within", "increasing", "within")
 HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolved"
 NO_DATA = "no data"  # a quantity has no finite value (a run not finished, a model diverged)
 
@@ -226,19 +229,16 @@ def _over_seeds(results: Results, quantity: Mapping[str, Any]) -> bool:
 
 def evaluate_claims(results: Results, claims: tuple[Claim, ...]) -> list[Verdict]:
     """Judge every claim against ``results``."""
-    return [_judge(results, claim) for claim in claims]
+    return [_judge_in(results, claim) for claim in claims]
 
 
-def _judge(results: Results, claim: Claim) -> Verdict:
+def _judge_in(results: Results, claim: Claim) -> Verdict:
+    """One claim on one results file: its quantities are paired by training seed."""
     series = [per_seed(results, q) for q in claim.quantities]
-    values = [s for s, _ in series]
-    shown = [", ".join(fmt.format(v) for v in s) if s.size == 1 else
-             f"{fmt.format(_mean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
-             for s, fmt in series]
-    one_seed = any(v.size == 1 and _over_seeds(results, q)
-                   for q, v in zip(claim.quantities, values, strict=True))
+    one_seed = any(s.size == 1 and _over_seeds(results, q)
+                   for q, (s, _) in zip(claim.quantities, series, strict=True))
     notes = [ONE_SEED] if one_seed else []
-    for q, v in zip(claim.quantities, values, strict=True):
+    for q, (v, _) in zip(claim.quantities, series, strict=True):
         if "tolerance" in q and v.size > 1:
             run = results.runs[q["run"]]
             steps = spread_in_steps(v, np.asarray(run.axes[q["tolerance"]], float))
@@ -246,18 +246,31 @@ def _judge(results: Results, claim: Claim) -> Verdict:
             if steps:
                 notes.append(f"the tolerance at {where} varies by {steps} grid "
                              f"step{'s' * (steps > 1)} between seeds")
+    return judge(claim, series, paired=True, notes=tuple(notes))
+
+
+def judge(claim: Claim, series: list[tuple[np.ndarray, str]], *, paired: bool,
+          notes: tuple[str, ...] = ()) -> Verdict:
+    """The verdict of ``claim`` on its quantities' per-seed values, each with its print
+    format. ``paired``: the quantities come from the same trained models (one results file),
+    compared seed by seed; otherwise they are independent samples (different specs), compared
+    by Welch's interval (of the difference, or of the log ratio for the ratio tests)."""
+    values = [s for s, _ in series]
+    shown = [", ".join(fmt.format(v) for v in s) if s.size == 1 else
+             f"{fmt.format(_mean(s))} (seeds: {', '.join(fmt.format(v) for v in s)})"
+             for s, fmt in series]
     if not all(np.isfinite(v).any() for v in values):
-        return Verdict(claim, NO_DATA, " vs ".join(shown), tuple(notes))
+        return Verdict(claim, NO_DATA, " vs ".join(shown), notes)
     if claim.test == "increasing":
-        verdicts = [_compare(a, b, "greater", claim.value)
+        verdicts = [_compare(a, b, "greater", claim.value, paired)
                     for a, b in zip(values[1:], values[:-1], strict=True)]
         verdict = (HOLDS if all(v == HOLDS for v in verdicts) else
                    FAILS if any(v == FAILS for v in verdicts) else UNRESOLVED)
         ours = " → ".join(shown)
     else:
-        verdict = _compare(values[0], values[1], claim.test, claim.value)
+        verdict = _compare(values[0], values[1], claim.test, claim.value, paired)
         ours = f"{shown[0]} vs {shown[1]}"
-    return Verdict(claim, verdict, ours, tuple(notes))
+    return Verdict(claim, verdict, ours, notes)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -266,34 +279,46 @@ def _mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _compare(a: np.ndarray, b: np.ndarray, test: str, value: float) -> str:
-    """The verdict of one test between per-seed values a and b (paired by seed)."""
-    if test == "ratio_at_least":
-        difference = a / b - value
-        bounds = (0.0, np.inf)
-    elif test == "ratio_at_most":
-        difference = value - a / b
-        bounds = (0.0, np.inf)
-    elif test == "within":
-        difference = a - b
-        bounds = (-value, value)
-    else:
-        difference = a - b - value
-        bounds = (0.0, np.inf)
-    interval = _interval(difference)
+#: test → (statistic, its bounds for "holds"): "difference" a − b, "ratio" a / b
+_BOUNDS = {"greater": ("difference", lambda v: (v, np.inf)),
+           "within": ("difference", lambda v: (-v, v)),
+           "ratio_at_least": ("ratio", lambda v: (v, np.inf)),
+           "ratio_at_most": ("ratio", lambda v: (-np.inf, v)),
+           "ratio_within": ("ratio", lambda v: (1 / v, v))}
+
+
+def _compare(a: np.ndarray, b: np.ndarray, test: str, value: float, paired: bool) -> str:
+    """The verdict of one test between per-seed values a and b: holds when the 95 % CI of the
+    statistic lies inside the bounds, does not hold when it lies outside, else not resolved;
+    with one seed (no interval) the mean decides."""
+    statistic, bounds_of = _BOUNDS[test]
+    low_bound, high_bound = bounds_of(value)
+    interval = _statistic_interval(a, b, statistic, paired)
+    two_sided = np.isfinite(low_bound) and np.isfinite(high_bound)
+
+    def inside(low: float, high: float) -> bool:
+        if two_sided:
+            return low_bound <= low and high <= high_bound
+        return low_bound < low and high < high_bound
+
     if not np.isfinite(interval.low):  # one seed (or too few): the means decide
-        inside = bounds[0] < interval.mean < bounds[1] or (
-            test == "within" and bounds[0] <= interval.mean <= bounds[1])
-        return HOLDS if inside else FAILS
-    if test == "within":
-        if bounds[0] <= interval.low and interval.high <= bounds[1]:
-            return HOLDS
-        return FAILS if interval.low > bounds[1] or interval.high < bounds[0] else UNRESOLVED
-    if interval.low > bounds[0]:
+        return HOLDS if inside(interval.mean, interval.mean) else FAILS
+    if inside(interval.low, interval.high):
         return HOLDS
-    return FAILS if interval.high < bounds[0] else UNRESOLVED
+    return FAILS if interval.high < low_bound or interval.low > high_bound else UNRESOLVED
 
 
-def _interval(per_seed_values: np.ndarray) -> Interval:
-    mean, low, high, n = t_interval(per_seed_values)
-    return Interval(mean, low, high, n, "seeds", f"{n} seeds")
+def _statistic_interval(a: np.ndarray, b: np.ndarray, statistic: str,
+                        paired: bool) -> Interval:
+    """The 95 % CI over seeds of a − b or a / b: per seed when paired (or when one side is a
+    constant), else by Welch's t (on the logs for a ratio: the ratio of geometric means)."""
+    if paired or a.size == 1 or b.size == 1:
+        per_seed_values = a - b if statistic == "difference" else a / b
+        mean, low, high, n = t_interval(per_seed_values)
+        return Interval(mean, low, high, n, "seeds", f"{n} seeds")
+    if statistic == "difference":
+        mean, low, high = welch_difference(a, b)
+    else:
+        mean, low, high = np.exp(welch_difference(np.log(a), np.log(b)))
+    n = int(np.isfinite(a).sum() + np.isfinite(b).sum())
+    return Interval(float(mean), float(low), float(high), n, "seeds", f"{n} seeds")

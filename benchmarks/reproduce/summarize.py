@@ -26,11 +26,13 @@ import numpy as np
 import analogsim as asim
 from analogsim.claims import evaluate_claims, parse_claims
 from analogsim.report.summaries import intervals
-from analogsim.results import RunData
+from analogsim.results import Results, RunData
 
 SUMMARIES = Path(__file__).resolve().parent / "summaries"
 #: Runs whose metric is accuracy over named grid axes and sampling levels.
-ACCURACY_RUNS = ("sweep", "attack", "chip", "drift")
+ACCURACY_RUNS = ("sweep", "attack", "chip", "drift", "global_noise", "layerwise_noise", "guided")
+#: The midpoint fits of the walking-noise runs (S2), per site.
+FIT_METRICS = ("mu", "mu_error", "a_min", "a_min_error", "chi2", "falls_to_chance")
 
 
 def summarize(path: str | Path) -> dict[str, Any]:
@@ -55,6 +57,9 @@ def summarize(path: str | Path) -> dict[str, Any]:
                     if key in spec},
         "runs": {name: run_summary(run) for name, run in results.runs.items()
                  if name in ACCURACY_RUNS and "accuracy" in run.data},
+        "midpoints": {name.removesuffix("_midpoints"): midpoint_summary(results, name)
+                      for name, run in results.runs.items()
+                      if run.attrs.get("kind") == "midpoints"},
     }
     claims = parse_claims(spec.get("claims", []), f"{path}: /config/spec")
     summary["claims"] = [
@@ -82,6 +87,25 @@ def run_summary(run: RunData) -> dict[str, Any]:
             "units": {a: run.units.get(a, "") for a in grid}, "points": points,
             "digital_accuracy": None if digital is None else
             [float(v) for v in np.atleast_1d(digital)]}
+
+
+def midpoint_summary(results: Results, name: str) -> dict[str, Any]:
+    """The logistic fit of each site of a walking-noise run (μ ± its 1 s.d. fit error, a_min…)
+    and, with several seeds, μ fitted to each seed alone: the spread over trained models."""
+    fit = results.runs[name]
+    per_seed = results.runs.get(f"{name}_per_seed")
+    sites = [str(site) for site in fit.axes["site"]]
+    return {"x_space": str(fit.attrs["x_space"]), "unit": fit.units.get("mu", ""),
+            "sites": {site: {**{m: _finite(fit.data[m][i]) for m in FIT_METRICS},
+                             "mu_per_seed": None if per_seed is None else
+                             [_finite(v) for v in per_seed.data["mu"][i]]}
+                      for i, site in enumerate(sites)}}
+
+
+def _finite(value: Any) -> float | None:
+    """A number for JSON: None where the fit failed (NaN)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _plain(value: Any) -> Any:
