@@ -52,7 +52,7 @@ $(VENV)/.installed-core: $(VENV)/bin/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-core
-	$(PIP) install $(CONSTRAINTS) -e ".[dev,data,cluster,aihwkit]"
+	$(PIP) install $(CONSTRAINTS) -e ".[dev,data,cluster,aihwkit,transformers]"
 	touch $@
 
 # aihwkit 1.2.0 is the only release that works with torch 2.13, and only built from its sdist

@@ -2,9 +2,10 @@
 
 Conversion swaps every ``nn.Linear`` / ``nn.Conv1d/2d/3d`` (subclasses, grouped and depthwise
 convolutions included) for its analog layer, in a deep copy of the model. A module shared by
-several parents becomes one analog layer shared the same way. Layers whose weight another
-module reads directly instead of calling them (the output projection of
-``nn.MultiheadAttention``) stay digital: converting them would change nothing.
+several parents becomes one analog layer shared the same way. Modules that multiply by their
+own weight matrices in their own code (``nn.MultiheadAttention``, ``nn.LSTM``/``GRU``/``RNN``)
+become *composite* analog modules (:data:`~analogsim.tiles.COMPOSITE_LAYERS`) whose
+projections are analog layers; their children are not converted again.
 """
 
 from __future__ import annotations
@@ -20,22 +21,25 @@ from torch import nn
 
 from analogsim.cards import Chip, load_chip
 from analogsim.errors import ConversionError
-from analogsim.tiles import ANALOG_LAYERS, AnalogLayer
+from analogsim.tiles import ANALOG_LAYERS, COMPOSITE_LAYERS, AnalogLayer
 
 log = logging.getLogger(__name__)
-
-# Modules whose children's weights are used by the parent's own functional code.
-_OPAQUE_PARENTS: tuple[type[nn.Module], ...] = (nn.MultiheadAttention,)
 
 LayerFilter = Iterable[str] | Callable[[nn.Module, str], bool]
 ChipSpec = Chip | str | Mapping[str, Any]
 
 
 def _analog_class(module: nn.Module) -> type[nn.Module] | None:
-    for digital, analog in ANALOG_LAYERS.items():
+    """The analog class ``module`` converts to: a composite one first (an attention layer
+    holds Linear children), then a layer; None when it does not convert."""
+    for digital, analog in (*COMPOSITE_LAYERS.items(), *ANALOG_LAYERS.items()):
         if isinstance(module, digital):
             return analog
     return None
+
+
+def _is_analog(module: nn.Module) -> bool:
+    return isinstance(module, AnalogLayer | tuple(COMPOSITE_LAYERS.values()))
 
 
 def _matches(name: str, patterns: Iterable[str]) -> str | None:
@@ -122,24 +126,18 @@ def convert(
     converted = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
     used_patterns: set[str] = set()
-    opaque = {
-        id(child)
-        for parent in converted.modules()
-        if isinstance(parent, _OPAQUE_PARENTS)
-        for child in parent.modules()
-        if child is not parent
-    }
+    inside_composite: set[int] = set()  # children of a module converted as a whole
+    tiles = 0  # analog layers made so far: the next one's layer index
 
     for name, module in list(converted.named_modules(remove_duplicate=False)):
         analog_class = _analog_class(module)
-        if analog_class is None:
+        if analog_class is None or id(module) in inside_composite:
             continue
+        if analog_class in COMPOSITE_LAYERS.values():  # its children go with it, or stay
+            inside_composite |= {id(child) for child in module.modules() if child is not module}
         matched_exclude = _matches(name, exclude_patterns)
         if matched_exclude:
             used_patterns.add(matched_exclude)
-        if id(module) in opaque:
-            log.info("keeping %s digital: its parent uses its weight directly", name)
-            continue
         if excluded(module, name):
             continue
         if id(module) not in replacements:
@@ -149,7 +147,8 @@ def convert(
             if pattern is not None:
                 used_patterns.add(pattern)
                 layer_chip = _resolve_chip(base_chip, per_layer[pattern], f"per_layer[{pattern!r}]")
-            if type(module).forward not in (digital.forward for digital in ANALOG_LAYERS):
+            if type(module).forward not in (digital.forward for digital in
+                                            (*ANALOG_LAYERS, *COMPOSITE_LAYERS)):
                 log.warning(
                     "%s is a %s with its own forward(); the analog layer computes a "
                     "plain %s instead",
@@ -157,10 +156,12 @@ def convert(
                     type(module).__name__,
                     analog_class.__name__,
                 )
-            replacements[id(module)] = analog_class.from_digital(
-                module, layer_chip, layer_index=len(replacements)
-            )
-            replacements[id(module)].model_name = name
+            replacement = analog_class.from_digital(module, layer_chip, layer_index=tiles)
+            replacements[id(module)] = replacement
+            for child_name, layer in replacement.named_modules():
+                if isinstance(layer, AnalogLayer) and not layer.model_name:
+                    layer.model_name = ".".join(filter(None, (name, child_name)))
+                    tiles += 1
         _set_submodule(converted, name, replacements[id(module)])
 
     if not replacements:
@@ -173,7 +174,7 @@ def convert(
         names = [
             n
             for n, m in converted.named_modules()
-            if _analog_class(m) is not None or isinstance(m, AnalogLayer)
+            if _analog_class(m) is not None or _is_analog(m)
         ]
         raise ConversionError(
             f"the pattern {unused[0]!r} matches no convertible layer; layers are {names}"
@@ -182,10 +183,12 @@ def convert(
 
 
 def _check_finite_weights(module: nn.Module, name: str) -> None:
-    if not torch.isfinite(module.weight).all():
-        raise ConversionError(
-            f"layer {name!r} has NaN or infinite weights; fix the model before converting"
-        )
+    for parameter_name, parameter in module.named_parameters():
+        if not torch.isfinite(parameter).all():
+            raise ConversionError(
+                f"layer {name!r} has NaN or infinite values in {parameter_name!r}; fix the "
+                "model before converting"
+            )
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -198,8 +201,12 @@ def to_digital(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every analog layer back as its digital layer (same weights)."""
     digital = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
+    inside_composite: set[int] = set()
     for name, module in list(digital.named_modules(remove_duplicate=False)):
-        if isinstance(module, AnalogLayer):
+        if id(module) in inside_composite:
+            continue
+        if _is_analog(module):
+            inside_composite |= {id(child) for child in module.modules() if child is not module}
             if id(module) not in replacements:
                 replacements[id(module)] = module.to_digital()
             _set_submodule(digital, name, replacements[id(module)])

@@ -114,7 +114,7 @@ def test_conversion_errors(model, kwargs, message):
 def test_nan_weights_are_refused(mlp):
     with torch.no_grad():
         mlp[2].weight[0, 0] = float("nan")
-    with pytest.raises(ConversionError, match="layer '2' has NaN or infinite weights"):
+    with pytest.raises(ConversionError, match="layer '2' has NaN or infinite values in 'weight'"):
         asim.convert(mlp, "pcm")
 
 

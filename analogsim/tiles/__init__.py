@@ -15,6 +15,9 @@ A layer's tile is built from stages, one module each, wired by :class:`AnalogTil
 :mod:`.layers` holds the public layer family on top: :class:`AnalogLayer` and its subclasses.
 """
 
+import torch
+
+from analogsim.tiles.attention import AnalogMultiheadAttention as AnalogMultiheadAttention
 from analogsim.tiles.layers import ANALOG_LAYERS as ANALOG_LAYERS
 from analogsim.tiles.layers import AnalogConv1d as AnalogConv1d
 from analogsim.tiles.layers import AnalogConv2d as AnalogConv2d
@@ -22,4 +25,18 @@ from analogsim.tiles.layers import AnalogConv3d as AnalogConv3d
 from analogsim.tiles.layers import AnalogConvNd as AnalogConvNd
 from analogsim.tiles.layers import AnalogLayer as AnalogLayer
 from analogsim.tiles.layers import AnalogLinear as AnalogLinear
+from analogsim.tiles.recurrent import AnalogGRU as AnalogGRU
+from analogsim.tiles.recurrent import AnalogLSTM as AnalogLSTM
+from analogsim.tiles.recurrent import AnalogRNN as AnalogRNN
 from analogsim.tiles.tile import AnalogTile as AnalogTile
+
+#: Digital modules that multiply by their own weight matrices in their own code → their
+#: composite analog module, whose projections are analog layers. Each has
+#: ``from_digital(module, chip, layer_index)`` (its tiles take consecutive layer indices from
+#: ``layer_index``) and ``to_digital()``. Checked before :data:`ANALOG_LAYERS`.
+COMPOSITE_LAYERS = {
+    torch.nn.MultiheadAttention: AnalogMultiheadAttention,
+    torch.nn.LSTM: AnalogLSTM,
+    torch.nn.GRU: AnalogGRU,
+    torch.nn.RNN: AnalogRNN,
+}
