@@ -5,6 +5,7 @@ The verbs a user learns::
     import analogsim as asim
     chip = asim.load_chip("pcm")                 # or a path to a .toml card
     amodel = asim.convert(model, chip)           # nn.Module in, analog nn.Module out
+    print(asim.summary(amodel))                  # what sits on tiles, what stays digital
     asim.program(amodel, seed=0, instances=16)   # one-shot programming of 16 chip instances
     asim.drift(amodel, t_seconds=3600)           # age all instances to 1 h
     result = asim.evaluate(amodel, (x, y))       # accuracy per instance, mean, CI
@@ -20,6 +21,7 @@ Analog layers can also be built directly, shaped like their torch counterparts::
 Every error a user can cause is an :class:`AnalogsimError` (and the matching builtin).
 """
 
+from analogsim.calibration import calibrate as calibrate
 from analogsim.cards import Chip as Chip
 from analogsim.cards import list_chips as list_chips
 from analogsim.cards import load_chip as load_chip
@@ -29,6 +31,7 @@ from analogsim.errors import AnalogsimError as AnalogsimError
 from analogsim.evaluation import Evaluation as Evaluation
 from analogsim.evaluation import evaluate as evaluate
 from analogsim.instances import instances_folded as instances_folded
+from analogsim.model_summary import summary as summary
 from analogsim.programming import drift as drift
 from analogsim.programming import program as program
 from analogsim.results import Results as Results

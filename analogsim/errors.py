@@ -93,6 +93,16 @@ class MissingSpecFileError(MissingFileError, SpecError):
     """A spec file that does not exist."""
 
 
+class DigitalRemainderWarning(UserWarning):
+    """``convert`` left modules that multiply by a weight matrix digital; the message names
+    each with its reason, and ``layers`` holds their qualified names. A warning, not an
+    error: the model works, but part of it does not run on the simulated chip."""
+
+    def __init__(self, message: str, layers: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.layers = layers
+
+
 def require_file(path: Path, what: str, invalid: type[AnalogsimError],
                  missing: type[MissingFileError]) -> None:
     """Refuse a ``path`` the user named that is not an existing regular file.

@@ -1,4 +1,11 @@
-"""``evaluate``: accuracy of a (converted, programmed) model over its chip instances."""
+"""``evaluate``: accuracy, and the cross-entropy behind perplexity, of a (converted,
+programmed) model over its chip instances.
+
+A prediction is one label: a classifier makes one per sample (labels (B,), logits (B, C)), a
+language model one per position (labels (B, T), the next token at each; logits (B, T, V)).
+The shape of the labels says which, so the same call, and every experiment built on it
+(sweeps over drift and chips, training methods, budgets), serves both.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -17,6 +25,16 @@ from analogsim.programming import instance_count, reseed_forward_noise, weights_
 from analogsim.statistics import Interval, confidence_interval, interval_over_units
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+#: The unit of each metric an experiment records from an :class:`Evaluation`.
+METRIC_UNITS = {"accuracy": "fraction", "perplexity": "exp(nats/token)"}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The metrics an experiment records for a data set's task
+    (:attr:`analogsim.datasets.DataSplit.task`): accuracy, and for a language model the
+    perplexity too."""
+    return ("accuracy", "perplexity") if task == "language_model" else ("accuracy",)
 
 
 @dataclass(frozen=True)
@@ -31,15 +49,34 @@ class Evaluation:
     ``weights`` says what the model computed with: ``"programmed"`` (its chip instances'
     conductances), ``"live"`` (analog layers on their digital weights, not programmed:
     ``evaluate(..., unprogrammed="live")``) or ``"digital"`` (no analog layer).
+
+    For a language model ``accuracy`` is the fraction of next tokens predicted right (top-1)
+    and :attr:`perplexity` is exp(mean NLL per token), per instance; ``samples`` counts test
+    sequences and ``predictions`` their tokens.
     """
 
-    accuracy: np.ndarray  # (K,), fraction correct per instance
-    samples: int
+    accuracy: np.ndarray  # (K,), fraction of predictions right per instance
+    samples: int  # test samples (sequences for a language model)
     weights: Literal["programmed", "live", "digital"] = "programmed"
+    nll: np.ndarray | None = None  # (K,), mean negative log-likelihood per prediction (nats)
+    predictions: int = 0  # labels scored per instance: samples, or samples × positions
 
     @property
     def mean(self) -> float:
         return float(self.accuracy.mean())
+
+    @property
+    def perplexity(self) -> np.ndarray:
+        """(K,) exp(mean NLL per prediction) of each instance (dimensionless; 1 is perfect,
+        the vocabulary size is a uniform guess)."""
+        if self.nll is None:
+            raise ShapeError("this Evaluation has no cross-entropy (nll is None), so no "
+                             "perplexity; evaluate() computes both")
+        return np.exp(self.nll)
+
+    def values(self, metrics: Iterable[str]) -> dict[str, np.ndarray]:
+        """(K,) per instance of each metric named (``accuracy``, ``perplexity``)."""
+        return {name: getattr(self, name) for name in metrics}
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -54,11 +91,39 @@ class Evaluation:
     def __str__(self) -> str:
         low, high = self.ci95
         wilson = f" (Wilson CI over {self.samples} test samples)" if self.accuracy.size < 2 else ""
+        per_token = self.predictions > self.samples
         return (
             f"{100 * self.mean:.2f} % [{100 * low:.2f}, {100 * high:.2f}] "
-            f"over {len(self.accuracy)} instance(s){wilson}"
+            + ("of next tokens, " if per_token else "")
+            + (f"perplexity {self.perplexity.mean():.3f}, " if per_token and self.nll is not None
+               else "")
+            + f"over {len(self.accuracy)} instance(s){wilson}"
             + (" on unprogrammed (live) weights" if self.weights == "live" else "")
         )
+
+
+def prediction_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                             reduction: Literal["mean", "sum", "none"] = "mean") -> torch.Tensor:
+    """Cross-entropy (nats) of ``logits`` (..., C) against integer ``labels`` (...): per
+    sample for a classifier, per position for a language model (mean over all of them)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           reduction=reduction)
+
+
+def _scores(logits: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor,
+                                                                      torch.Tensor]:
+    """Correct predictions and summed NLL (nats) of each of the k instances, (k,) each."""
+    batch = y.shape[0]
+    if y.dim() == 1:  # one label per sample (trailing singleton logits dimensions allowed)
+        logits = logits.reshape(k * batch, -1)
+    elif tuple(logits.shape[:-1]) != (k * batch, *y.shape[1:]):
+        raise ShapeError(f"labels of shape {tuple(y.shape)} (one per position) need logits of "
+                         f"shape ({k} × {batch}, {', '.join(map(str, y.shape[1:]))}, classes); "
+                         f"the model returned {tuple(logits.shape)}")
+    labels = y.to(logits.device).repeat(k, *([1] * (y.dim() - 1)))  # instance-major as logits
+    correct = (logits.argmax(dim=-1) == labels).reshape(k, -1).sum(dim=1)
+    nll = prediction_cross_entropy(logits, labels, "none").double().reshape(k, -1).sum(dim=1)
+    return correct.cpu(), nll.cpu()
 
 
 def _batches(data: Batches | tuple[torch.Tensor, torch.Tensor], batch_size: int) -> Batches:
@@ -84,7 +149,11 @@ def evaluate(
     *,
     unprogrammed: Literal["error", "live"] = "error",
 ) -> Evaluation:
-    """Top-1 accuracy of every chip instance of ``model`` on ``data``.
+    """Top-1 accuracy and mean cross-entropy of every chip instance of ``model`` on ``data``.
+
+    Labels of shape (B,) score one prediction per sample; labels of shape (B, T) (a language
+    model's next tokens) score one per position, the model returning (B, T, classes) logits:
+    accuracy is then per token and :attr:`Evaluation.perplexity` is exp(mean NLL per token).
 
     The model runs in eval mode (restored afterwards). Each batch is repeated for the K
     programmed instances, instance-major, and pushed through once inside
@@ -113,7 +182,8 @@ def evaluate(
     reseed_forward_noise(model, seed)
     k = instance_count(model)
     correct = torch.zeros(k, dtype=torch.int64)
-    samples = 0
+    nll = torch.zeros(k, dtype=torch.float64)
+    samples = predictions = 0
     try:
         with instances_folded(model):
             for x, y in tqdm(
@@ -124,12 +194,14 @@ def evaluate(
                 if logits.shape[0] != k * x.shape[0]:
                     raise ShapeError(f"the model returned {logits.shape[0]} rows for a batch "
                                      f"of {k} × {x.shape[0]}")
-                predicted = logits.reshape(k, x.shape[0], -1).argmax(dim=-1)
-                correct += (predicted == y.to(predicted.device)).sum(dim=1).cpu()
+                batch_correct, batch_nll = _scores(logits, y, k)
+                correct += batch_correct
+                nll += batch_nll
                 samples += x.shape[0]
+                predictions += y.numel()
     finally:
         model.train(was_training)
     if samples == 0:
         raise ShapeError("evaluate() got no samples")
-    return Evaluation(accuracy=(correct.double() / samples).numpy(), samples=samples,
-                      weights=weights)
+    return Evaluation(accuracy=(correct.double() / predictions).numpy(), samples=samples,
+                      weights=weights, nll=(nll / predictions).numpy(), predictions=predictions)

@@ -1,16 +1,29 @@
 """How much memory K chip instances of a model take, and refusing what the machine cannot hold.
 
-Programming K instances keeps per analog layer (out × rows weights, D devices per weight: 2 for
-a differential pair, 1 single; C cells, C = out·rows unless the card codes weights) these
-float32 tensors (4 bytes per value; see ``STATE_BUFFERS`` in :mod:`analogsim.tiles.programmed`):
+Programming K instances keeps per analog layer (W = out × rows weights; C cells, C = W unless
+the card codes weights; D devices per cell: 2 for a differential pair, 1 single) these tensors
+(see ``STATE_BUFFERS`` in :mod:`analogsim.tiles.programmed`; bytes per value in brackets):
 
-- once: the targets ``g_target`` (D·C), and for a coded card the side information (≈ 2 bytes
-  per weight);
-- per instance: the conductances ``g_programmed`` (D·C), the drift exponents (D·C, PCM drift),
-  the stuck-device map (D·C bytes, when the card has faults), the weights the MVM sees
-  ``w_effective`` (out·rows) and their conductance-square weights ``q_effective`` (out·rows,
-  multiplicative per-read noise); and the caches a drift and a forward build: 1/f read noise's
-  Q_s (D·C, PCM read noise) and the forward plan's matrix (out·rows).
+- once: the targets ``g_target_packed`` (C [4]: one value per pair, see
+  :func:`~analogsim.tiles.programmed.pack_targets`), for a coded card the side information
+  (≈ 2 bytes per weight), and when programming is exact (no programming error, no stuck
+  devices) the conductances every instance shares (D·C [4] for a pair; a single device shares
+  the targets' storage);
+- per instance: the conductances ``g_programmed`` (D·C [4], unless shared), the drift
+  exponents (D·C [2], PCM drift; [4] when float16 cannot hold them,
+  :func:`~analogsim.tiles.device_model.exponent_dtype`), the stuck-device map (D·C [1], when the
+  card has faults), the weights the MVM sees ``w_effective`` (W [4]) and their
+  conductance-square weights ``q_effective`` (W [4], multiplicative per-read noise); and the
+  caches a drift and a forward build: 1/f read noise's Q_s (D·C [4], PCM read noise, kept only
+  while an instance of the layer has at most
+  :data:`~analogsim.tiles.device_model.READ_NOISE_CACHE_DEVICES` devices), the forward plan's
+  matrix (W [4]) and, where the tile multiplies int8 digit planes, those planes (W [3], rows
+  of tiles ≥ 512).
+
+Plus O(out) per tile (scales, compensation factors), left out. ``docs/memory.md`` compares this
+with the buffers and the peak of program + drift, measured per card
+(``benchmarks/memory_per_weight.py``); programming and aging work one layer, and one block of
+instances, at a time, so the peak stays within one layer's working set of the final state.
 
 Evaluating adds the activations: K × batch × (inputs + outputs of the widest analog layer, per
 sample) × 4 bytes × :data:`FORWARD_COPIES` (the input, its DAC codes, the output and its noise).
@@ -31,11 +44,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from analogsim.cards import Chip, Coding, PcmOneOverFReadNoise, PcmPowerLawDrift
+from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoise, PcmPowerLawDrift
 from analogsim.conversion import analog_layers
 from analogsim.errors import ResourceError, UsageError
+from analogsim.tiles import device_model, integer_mvm
 
 FLOAT_BYTES = 4
+#: Bytes per weight of the int8 digit planes of a tile that multiplies them (three planes).
+DIGIT_PLANE_BYTES = 3
 #: Copies of a layer's activations alive at once in a forward: input, DAC codes, output, noise.
 FORWARD_COPIES = 4
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
@@ -102,23 +118,44 @@ def _cells_per_weight(coding: Coding) -> float:
     return coding.r_small + coding.large_fraction * (coding.r_large - coding.r_small)
 
 
-def layer_state_bytes(chip: Chip, weights: int) -> tuple[int, int]:
-    """(fixed, per instance) bytes of one programmed analog layer of ``weights`` weights."""
+def layer_state_bytes(chip: Chip, weights: int, plane_weights: int = 0) -> tuple[int, int]:
+    """(fixed, per instance) bytes of one programmed analog layer of ``weights`` weights, of
+    which ``plane_weights`` sit in tiles that multiply int8 digit planes (formula in the
+    module docstring)."""
     devices = 2 if chip.conductance.pair == "differential" else 1
     coded = chip.coding != Coding()
-    conductances = devices * math.ceil(weights * _cells_per_weight(chip.coding))
-    fixed = FLOAT_BYTES * conductances + (2 * weights if coded else 0)
-    per_conductance = FLOAT_BYTES  # g_programmed
+    cells = math.ceil(weights * _cells_per_weight(chip.coding))
+    conductances = devices * cells
+    faults = chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0
+    shared = isinstance(chip.programming, NoProgrammingNoise) and not faults
+    fixed = FLOAT_BYTES * cells + (2 * weights if coded else 0)  # packed targets, side info
+    per_conductance = 0
+    if not shared:
+        per_conductance += FLOAT_BYTES  # g_programmed
+    elif devices == 2:
+        fixed += FLOAT_BYTES * conductances  # g_programmed of every instance: the targets
     if isinstance(chip.drift, PcmPowerLawDrift):
-        per_conductance += FLOAT_BYTES  # drift exponents
-    if chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0:
+        per_conductance += device_model.exponent_dtype(chip).itemsize  # drift exponents
+    if faults:
         per_conductance += 1  # uint8 stuck-device map
-    if isinstance(chip.read_noise, PcmOneOverFReadNoise):
+    if (isinstance(chip.read_noise, PcmOneOverFReadNoise)
+            and conductances <= device_model.READ_NOISE_CACHE_DEVICES):
         per_conductance += FLOAT_BYTES  # Q_s of 1/f noise, cached at the first drift
     per_weight = 2 * FLOAT_BYTES  # w_effective, the forward plan's matrix
     if chip.per_read_noise.multiplicative_std > 0 and not coded:
-        per_weight += 2 * FLOAT_BYTES  # q_effective and its plan
-    return fixed, per_conductance * conductances + per_weight * weights
+        per_weight += FLOAT_BYTES  # q_effective (the plan slices it)
+    return fixed, (per_conductance * conductances + per_weight * weights
+                   + DIGIT_PLANE_BYTES * plane_weights)
+
+
+def digit_plane_weights(layer: nn.Module) -> int:
+    """Weights of ``layer`` (an analog layer) in row chunks whose forward may multiply int8
+    digit planes (``tile.stage.integer_products``, at least ``integer_mvm.MIN_ROWS`` rows)."""
+    tile = layer.tile
+    if not tile.stage.integer_products:
+        return 0
+    return tile.out_features * sum(b - a for a, b in tile.layout.row_chunks
+                                   if b - a >= integer_mvm.MIN_ROWS)
 
 
 def activation_bytes(model: nn.Module, sample: torch.Tensor) -> int:
@@ -151,7 +188,8 @@ def estimate_memory(model: nn.Module, instances: int, sample: torch.Tensor | Non
     fixed = per_instance = 0
     for _, layer in analog_layers(model):
         weights = layer.weight_matrix().numel()
-        layer_fixed, layer_per_instance = layer_state_bytes(layer.tile.chip, weights)
+        layer_fixed, layer_per_instance = layer_state_bytes(layer.tile.chip, weights,
+                                                            digit_plane_weights(layer))
         fixed += layer_fixed
         per_instance += layer_per_instance
     if sample is not None and batch_size > 0:

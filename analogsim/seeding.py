@@ -29,6 +29,7 @@ class Purpose(enum.IntEnum):
     READOUT = 3
     TRAINING = 4
     ACTIVATION_NOISE = 5
+    CALIBRATION = 6
 
 
 @functools.lru_cache(maxsize=65536)

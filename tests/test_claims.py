@@ -213,12 +213,26 @@ def test_the_committed_pages_are_what_their_summaries_give():
 
 
 #: Reproduction specs the reduced run leaves out → the reduced spec that stands in for them:
-#: the same methods and claims on another model or recipe. One ResNet-20 epoch on mnist5k
-#: takes minutes (the model itself is tested in test_models); the S1 recipe variants differ
-#: from S1 in weight decay or epochs only.
+#: the same kind of run, methods and claims on another model, recipe or noise law. One
+#: ResNet-20 epoch on mnist5k takes minutes (the model itself is tested in test_models); the
+#: S1 recipe variants differ from S1 in weight decay or epochs only; S2's 22 walking-noise
+#: specs fall into four shapes (noise-trained global; inference-only additive with layer-wise
+#: noise and guided repetitions; inference-only multiplicative layer-wise; inference-only
+#: global in the -BN-noNoise placement), each run once, and
+#: the site labels every S2 claim names are checked against its model below.
+_S2_STAND_INS = {
+    "s2_t1_mlp_add": ["s2_t1_mlp_mul", "s2_t1_mlp_bn_add", "s2_t1_mlp_bn_mul",
+                      "s2_t1_mlp_add_100ep", "s2_t1_lenet_add", "s2_t1_lenet_mul",
+                      "s2_t1_lenet_bn_add", "s2_t1_lenet_bn_mul", "s2_t1_lenet_add_50ep"],
+    "s2_inf_mlp_add": ["s2_inf_mlp_bn_add", "s2_inf_lenet_add", "s2_inf_lenet_bn_add"],
+    "s2_inf_mlp_mul": ["s2_inf_mlp_bn_mul", "s2_inf_lenet_mul", "s2_inf_lenet_bn_mul"],
+    "s2_inf_mlp_bn_nonoise_mul": ["s2_inf_mlp_bn_nonoise_add", "s2_inf_lenet_bn_nonoise_add",
+                                  "s2_inf_lenet_bn_nonoise_mul"]}
 NOT_REDUCED = {"s0_noise_aware_sam_resnet20": "s0_noise_aware_sam_10ep",
                "s1_incorruptible_no_wd": "s1_incorruptible",
-               "s1_incorruptible_30ep": "s1_incorruptible"}
+               "s1_incorruptible_30ep": "s1_incorruptible",
+               **{left_out: stand_in for stand_in, left_outs in _S2_STAND_INS.items()
+                  for left_out in left_outs}}
 CLAIMED_SPECS = sorted(path for path in REPRODUCE.glob("*.toml")
                        if "[[claims]]" in path.read_text(encoding="utf-8")
                        and path.stem not in NOT_REDUCED)
@@ -226,9 +240,20 @@ CLAIMED_SPECS = sorted(path for path in REPRODUCE.glob("*.toml")
 
 def reduced(data: dict) -> dict:
     """A reproduction spec cut to seconds: one epoch, at most two seeds, one chip or draw per
-    point, and of a methods spec's attack only the σ its claims name; axes, methods and claims
-    as committed."""
+    point, of a methods spec's attack only the σ its claims name, and of a text corpus a few
+    short sequences; axes, methods and claims as committed."""
     data["training"].update(epochs=1, seeds=data["training"]["seeds"][:2])
+    if data["data"]["dataset"] == "stdlib_text":
+        data["data"].setdefault("options", {}).update(train_sequences=256, test_sequences=32)
+    if "walking" in data:  # three noise levels across the grid, one guided repeat
+        grid = data["walking"]["sigmas"]
+        if isinstance(grid, dict):
+            start, stop, _ = grid["logspace"]
+            data["walking"]["sigmas"] = {"logspace": [start, stop, 3]}
+        else:
+            data["walking"]["sigmas"] = [grid[0], grid[len(grid) // 2], grid[-1]]
+        if "guided" in data:
+            data["guided"]["repeats"] = 1
     if "sweep" in data:
         data["sweep"]["instances"] = 1
     if "evaluation" in data:
@@ -254,11 +279,62 @@ def test_each_reproduction_spec_runs_reduced_through_its_claims(path, tmp_path):
     assert {c["verdict"] for c in summary["claims"]} <= {HOLDS, FAILS, UNRESOLVED, NO_DATA}
 
 
+def claim_shape(claim: dict) -> tuple:
+    """What a claim tests and on which runs and metrics, without the points or constants."""
+    quantities = [claim.get("a"), claim.get("b"), *claim.get("quantities", [])]
+    return claim["id"], claim["test"], [(q.get("run"), q.get("metric"), sorted(q.get("at", {})))
+                                        for q in quantities if q]
+
+
 @pytest.mark.parametrize(("left_out", "stand_in"), NOT_REDUCED.items())
 def test_a_spec_left_out_of_the_reduced_runs_has_a_stand_in(left_out, stand_in):
     specs = [tomllib.loads((REPRODUCE / f"{name}.toml").read_text(encoding="utf-8"))
              for name in (left_out, stand_in)]
+    assert specs[0]["experiment"]["kind"] == specs[1]["experiment"]["kind"]
+    assert ("guided" in specs[0]) == ("guided" in specs[1])
+    assert specs[0].get("walking", {}).get("layerwise") == specs[1].get("walking", {}).get(
+        "layerwise")
     # the same methods by label and kind (a recipe variant may shorten a ramp), the same claims
-    methods = [[(m.get("label"), m["kind"]) for m in spec["methods"]] for spec in specs]
+    methods = [[(m.get("label"), m["kind"]) for m in spec.get("methods", [])] for spec in specs]
     assert methods[0] == methods[1]
-    assert specs[0]["claims"] == specs[1]["claims"]
+    assert ([claim_shape(c) for c in specs[0]["claims"]]
+            == [claim_shape(c) for c in specs[1]["claims"]])
+
+
+@pytest.mark.parametrize("path", sorted(REPRODUCE.glob("s2_*.toml")), ids=lambda p: p.stem)
+def test_every_site_an_s2_claim_names_is_a_noise_site_of_its_model(path):
+    from analogsim import models
+    from analogsim.experiments.walking_noise import site_labels
+    from analogsim.profiling import noise_sites
+
+    spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    model = models.create(spec["model"]["name"], **spec["model"].get("options", {}))
+    skip = spec["noise"].get("skip_batchnorm", False)
+    labels = site_labels(model, noise_sites(model, skip_batchnorm=skip), skip)
+    named = {q["at"]["site"] for c in spec["claims"] for q in (c.get("a"), c.get("b"))
+             if "site" in q.get("at", {})}
+    assert named <= set(labels), f"{sorted(named - set(labels))} are not among {labels}"
+
+
+def test_claims_across_specs_are_judged_as_independent_samples(tmp_path):
+    page = reproduce_module("page")
+    (tmp_path / "pair.toml").write_text('''
+[[claims]]
+id = "a_above_b"
+claim = "a above b"
+test = "greater"
+a = { summary = "high", run = "global_noise", site = "global" }
+b = { summary = "low", run = "global_noise", site = "global" }
+''')
+
+    def summary(per_seed: list[float]) -> dict:
+        return {"midpoints": {"global_noise": {"sites": {"global": {"mu_per_seed": per_seed}}}}}
+
+    # seed by seed the differences are 0.5, 0.5, 0.5: paired, that would be certain; as
+    # independent samples the spread within each spec (±1) leaves it unresolved
+    spread = {"high": summary([1.5, 2.5, 3.5]), "low": summary([1.0, 2.0, 3.0])}
+    assert "| not resolved |" in page.across("pair", spread, tmp_path)
+    apart = {"high": summary([5.0, 5.1, 4.9]), "low": summary([1.0, 2.0, 3.0])}
+    assert "| holds |" in page.across("pair", apart, tmp_path)
+    assert "| does not hold |" in page.across("pair", {"high": apart["low"],
+                                                        "low": apart["high"]}, tmp_path)

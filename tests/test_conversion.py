@@ -71,7 +71,13 @@ def test_multihead_attention_and_linear_subclass():
     model = AttentionNet().eval()
     analog = asim.convert(model, "ideal").eval()
     assert isinstance(analog.head, AnalogLinear)
-    assert not isinstance(analog.attention.out_proj, AnalogLinear)  # its parent reads .weight
+    attention = analog.attention
+    assert isinstance(attention, asim.tiles.AnalogMultiheadAttention)
+    projections = (attention.q_proj, attention.k_proj, attention.v_proj, attention.out_proj)
+    assert all(isinstance(p, AnalogLinear) for p in projections)  # every projection is analog
+    assert [name for name, _ in analog_layers(analog)] == [
+        "attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.out_proj", "head"]
+    assert [layer.tile.layer_index for _, layer in analog_layers(analog)] == [0, 1, 2, 3, 4]
     x = torch.randn(4, 5, 16)
     assert torch.allclose(analog(x), model(x), atol=1e-5)
 
@@ -81,6 +87,7 @@ def test_a_single_layer_converts(cnn):
     assert isinstance(layer, AnalogConv2d)
 
 
+@pytest.mark.filterwarnings("ignore::analogsim.errors.DigitalRemainderWarning")
 def test_exclude_and_per_layer(mlp):
     analog = asim.convert(mlp, "pcm", exclude=["2"])
     assert isinstance(analog[0], AnalogLinear) and isinstance(analog[2], nn.Linear)
@@ -187,3 +194,64 @@ def test_evaluate_accepts_a_dataloader_and_reports_a_ci(mlp):
     assert result.samples == 50 and result.accuracy.shape == (8,)
     assert low <= result.mean <= high
     assert mlp.training  # evaluate restores the mode of what it was given
+
+
+def test_inplace_converts_the_model_itself(cnn):
+    weights = [cnn[0].weight, cnn[6].weight]
+    x = torch.randn(2, 3, 8, 8)
+    expected = cnn.eval()(x)
+    analog = asim.convert(cnn, "ideal", inplace=True)
+    assert analog is cnn
+    assert not [m for m in cnn.modules() if type(m) in (nn.Linear, nn.Conv2d)]
+    assert cnn[0].weight is weights[0] and cnn[6].weight is weights[1]  # taken over, no copy
+    assert torch.allclose(cnn(x), expected, atol=1e-5)
+
+
+def test_inplace_leaves_the_model_as_it_was_when_conversion_fails(mlp):
+    with torch.no_grad():
+        mlp[2].weight[0, 0] = float("inf")
+    with pytest.raises(ConversionError, match="layer '2' has NaN or infinite values"):
+        asim.convert(mlp, "pcm", inplace=True)
+    with pytest.raises(ConversionError, match="the pattern 'nope' matches no convertible layer"):
+        asim.convert(mlp, "pcm", exclude=["2", "nope"], inplace=True)  # after layer 0
+    assert type(mlp[0]) is nn.Linear and type(mlp[2]) is nn.Linear
+
+
+def test_the_copy_gets_its_own_parameters(mlp):
+    analog = asim.convert(mlp, "pcm")
+    assert analog[0].weight is not mlp[0].weight
+    assert torch.equal(analog[0].weight, mlp[0].weight)
+    layer = asim.convert(mlp[0], "pcm")
+    assert layer.weight is not mlp[0].weight and torch.equal(layer.weight, mlp[0].weight)
+    assert asim.convert(mlp[0], "pcm", inplace=True).weight is mlp[0].weight
+
+
+def test_no_module_imports_transformers_at_import_time():
+    """transformers is optional and slow to import: only functions may import it."""
+    import ast
+    from pathlib import Path
+
+    offenders = []
+    for path in Path(asim.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        in_functions = {id(node) for function in ast.walk(tree)
+                        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+                        for node in ast.walk(function)}
+        offenders += [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in
+                      in_functions and any(name.split(".")[0] == "transformers" for name in (
+                          [a.name for a in node.names] if isinstance(node, ast.Import)
+                          else [node.module or ""]))]
+    assert not offenders, offenders
+
+
+def test_a_layer_tied_to_an_embedding_stays_digital():
+    model = nn.Sequential(nn.Embedding(20, 8), nn.Linear(8, 8), nn.Linear(8, 20))
+    model[2].weight = model[0].weight
+    with pytest.warns(asim.errors.DigitalRemainderWarning, match="'2' .*weight tied to "
+                                                                 "embedding '0'"):
+        analog = asim.convert(model, "pcm")
+    assert isinstance(analog[1], AnalogLinear) and type(analog[2]) is nn.Linear
+    assert analog[2].weight is analog[0].weight
+    with pytest.raises(ConversionError, match=r"no nn.Linear .*'1': weight tied to embedding '0'"):
+        asim.convert(nn.Sequential(model[0], model[2]), "pcm")

@@ -124,7 +124,8 @@ def rng() -> np.random.Generator:
 
 
 def test_list_datasets_names_every_loader():
-    assert list_datasets() == ["cifar10", "digits", "fashion_mnist", "mnist", "mnist5k", "svhn"]
+    assert list_datasets() == ["cifar10", "digits", "fashion_mnist", "mnist", "mnist5k",
+                               "stdlib_text", "svhn"]
 
 
 def test_unknown_name_lists_known_ones():

@@ -18,8 +18,20 @@ SAMPLE_SHAPES = {
     "resnet20": (3, 32, 32),
     "rl_tfc": (64,),
     "rl_tfc_bn": (64,),
+    "vit_tiny": (1, 28, 28),
+    "causal_lm_tiny": (16,),  # 16 token ids
 }
 NUM_CLASSES = {"cnn_s": 12, "cnn_s_bn": 12}  # Google Speech Commands; the others have 10
+#: Models that take token ids, and the shape of their output per sample: logits per position.
+TOKEN_MODELS = {"causal_lm_tiny": (16, 98)}
+
+
+def sample_input(name: str, *batch: int) -> torch.Tensor:
+    """Random inputs of the model ``name``: normal values, or token ids for a language model."""
+    shape = (*batch, *SAMPLE_SHAPES[name])
+    if name in TOKEN_MODELS:
+        return torch.randint(0, TOKEN_MODELS[name][-1], shape)
+    return torch.randn(shape)
 
 
 def weight_count(model: nn.Module) -> int:
@@ -44,9 +56,8 @@ def test_every_model_has_a_sample_shape():
 def test_forward_and_backward(name):
     torch.manual_seed(0)  # the default initialisation draws from the global generator
     model = models.create(name)
-    x = torch.randn(4, *SAMPLE_SHAPES[name])
-    out = model(x)
-    assert out.shape == (4, NUM_CLASSES.get(name, 10))
+    out = model(sample_input(name, 4))
+    assert out.shape == (4, *TOKEN_MODELS.get(name, (NUM_CLASSES.get(name, 10),)))
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
 
@@ -56,7 +67,7 @@ def test_folded_batch_gives_the_per_instance_outputs(name):
     """The simulator stacks K chip instances along the batch: (K·B, …) must act as K × (B, …)."""
     torch.manual_seed(0)
     model = models.create(name).eval()
-    x = torch.randn(2, 3, *SAMPLE_SHAPES[name])  # (K, B, …)
+    x = sample_input(name, 2, 3)  # (K, B, …)
     with torch.no_grad():
         folded = model(x.flatten(0, 1)).unflatten(0, (2, 3))
         for k in range(2):
@@ -156,7 +167,8 @@ def test_mlp_hidden_sizes():
 
 
 def test_unknown_model_lists_known_ones():
-    with pytest.raises(SpecError, match=r"unknown model 'vgg16'; expected one of cnn_s, cnn_s_bn"):
+    with pytest.raises(SpecError,
+                       match=r"unknown model 'vgg16'; expected one of causal_lm_tiny, cnn_s, "):
         models.create("vgg16")
 
 

@@ -126,7 +126,7 @@ def test_drift_and_read_noise_through_the_tile() -> None:
     analog = asim.program(asim.convert(digital, no_read).eval(), seed=10)
     asim.drift(analog, 3600.0)
     tile = the_layer(analog).tile
-    g, nu = tile.g_programmed[0], tile.drift_exponents[0]
+    g, nu = tile.g_programmed[0], tile.drift_exponents[0].float()  # stored as float16
     want = (g[0] * (3620.0 / 20.0) ** -nu[0] - g[1] * (3620.0 / 20.0) ** -nu[1]) / G_MAX
     torch.testing.assert_close(tile.w_effective[0], want, rtol=1e-6, atol=1e-7)
 
@@ -461,7 +461,7 @@ def test_global_drift_compensation_restores_output_magnitude() -> None:
     # mean exponent ν̄ (the read noise, output noise and ADC spread the measured ratio a little).
     ratio_u = mean_abs_output(uncompensated, digital, x) / start
     t_ratio = (t_day + 20.0) / 20.0
-    g, nu = tile_u.g_programmed[0], tile_u.drift_exponents[0]
+    g, nu = tile_u.g_programmed[0], tile_u.drift_exponents[0].float()  # stored as float16
     w0 = (g[0] - g[1]) / G_MAX
     wt = (g[0] * t_ratio ** -nu[0] - g[1] * t_ratio ** -nu[1]) / G_MAX
     exact = ((x @ wt.T).abs().mean() / (x @ w0.T).abs().mean()).item()

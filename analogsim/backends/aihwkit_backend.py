@@ -18,7 +18,7 @@ per_read_noise additive         ``forward.w_noise`` with ``WeightNoiseType.ADDIT
                                 (C++ tile only), σ·√devices·gain per weight
 dac / adc                       ``forward.inp_res/inp_bound`` / ``out_res/out_bound``
                                 (res = 1/(2^bits − 2))
-dac.input_scaling               ``noise_management`` ABS_MAX / NONE
+dac.input_scaling               ``noise_management`` ABS_MAX / NONE (``calibrated`` refused)
 output_noise                    ``forward.out_noise``
 mapping                         ``max_input_size``/``max_output_size``,
                                 ``weight_scaling_omega = 1`` (columnwise for "column")
@@ -181,6 +181,9 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
     if chip.per_read_noise.multiplicative_std:
         _refuse("per_read_noise.multiplicative_std", chip.per_read_noise.multiplicative_std,
                 "aihwkit has no conductance-proportional output-referred noise of this form")
+    if chip.dac.input_scaling == "calibrated":
+        _refuse("dac.input_scaling", "calibrated", "analogsim.calibrate sets the ranges of the "
+                "native tiles; use input_scaling 'abs_max' or 'none', or backend='native'")
     comp = chip.drift_compensation
     if comp.readout != "identity":
         _refuse("drift_compensation.readout", comp.readout, "aihwkit reads out with one-hot "

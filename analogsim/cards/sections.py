@@ -66,11 +66,13 @@ class Dac:
         metadata=spec("resolution: 2^bits − 2 steps over ±bound (absent: ideal)", "bit", 2, 32),
     )
     bound: float = number(1.0, "clipping range of the scaled input", "", 1e-9)
-    input_scaling: Literal["abs_max", "none"] = field(
+    input_scaling: Literal["abs_max", "calibrated", "none"] = field(
         default="abs_max",
         metadata=spec(
             "abs_max: each input vector is divided by its max |x| (aihwkit "
-            "noise management ABS_MAX); none: inputs used as they are"
+            "noise management ABS_MAX); calibrated: every input is divided by one fixed "
+            "range per layer, set by analogsim.calibrate (in the layer's input units), and "
+            "clipped to ±bound, with or without bits; none: inputs used as they are"
         ),
     )
 

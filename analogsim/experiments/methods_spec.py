@@ -11,6 +11,8 @@ A spec of kind ``methods``::
     dataset = "mnist5k"            # analogsim.datasets.list_datasets()
     seed = 0                       # split seed
     root = "..."                   # for user-supplied files (mnist, cifar10, svhn)
+    options = { test_size = 500 }  # keyword options of datasets.load, e.g. stdlib_text's
+                                   #   sequence_length, train_sequences, test_sequences
 
     [model]
     name = "lenet5"                # analogsim.models.list_models()

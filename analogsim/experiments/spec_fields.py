@@ -9,7 +9,7 @@ the trained model an experiment measures (train it, or load a checkpoint).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class ModelSetup:
         seeds: training seeds, one model each (initialisation, shuffling, noise).
         checkpoint: a saved ``state_dict`` (or analogsim training checkpoint) to load
             instead of training, read with ``torch.load(weights_only=True)``.
+        data_options: options of a text data set (``[data] options``, e.g.
+            ``sequence_length``), passed to :func:`analogsim.datasets.load`.
     """
 
     dataset: str
@@ -45,6 +47,7 @@ class ModelSetup:
     training: TrainingConfig | None
     seeds: tuple[int, ...]
     checkpoint: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
 
 
 def table(data: dict[str, Any], key: str, source: str, required: bool = True) -> dict:
@@ -125,11 +128,14 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
         one_model: the experiment measures one model: ``seeds`` must have one entry.
     """
     data_table = table(data, "data", source)
-    check_keys(data_table, {"dataset", "seed", "root"}, f"{source}: [data]")
+    check_keys(data_table, {"dataset", "seed", "root", "options"}, f"{source}: [data]")
     dataset = data_table.get("dataset")
     if dataset not in datasets.list_datasets():
         raise SpecError(f"{source}: data.dataset must be one of {datasets.list_datasets()}, "
                         f"got {dataset!r}")
+    data_options = data_table.get("options", {})
+    if not isinstance(data_options, dict):
+        raise SpecError(f"{source}: data.options must be a table, got {data_options!r}")
     model_table = table(data, "model", source)
     check_keys(model_table, {"name", "options", "checkpoint"}, f"{source}: [model]")
     if model_table.get("name") not in models.list_models():
@@ -168,7 +174,7 @@ def model_setup(data: dict[str, Any], source: str, *, one_model: bool = False) -
         dataset=dataset, data_seed=int(data_table.get("seed", 0)),
         data_root=data_table.get("root"), model=model_table["name"],
         model_options=dict(options), training=training, seeds=seeds,
-        checkpoint=checkpoint,
+        checkpoint=checkpoint, data_options=dict(data_options),
     )
 
 

@@ -6,6 +6,9 @@ each drift time; every time is one :func:`~analogsim.evaluation.evaluate` of all
 at once. The seed is the same at every point, so neighbouring points share their random
 numbers (common random numbers): a difference between two points is the effect of the
 field, not a different draw.
+
+A job records ``metrics``: accuracy, and for a language model perplexity as well
+(:func:`~analogsim.evaluation.task_metrics`); each point gives metric[time, instance].
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from analogsim.programming import coding_cost, drift, program
 from analogsim.tiles.coding import CodingCost
 from analogsim.units import TIME_RANGE, is_valid_time
 
-PointCallback = Callable[[tuple[int, ...], np.ndarray, CodingCost], None]
+#: A point's values: metric name → values[time, instance].
+PointValues = dict[str, np.ndarray]
+PointCallback = Callable[[tuple[int, ...], PointValues, CodingCost], None]
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class SweepJob:
         base: analog layer name → its chip before the sweep.
         plan: axes, times, instances and seed.
         batch_size: test samples per forward.
+        metrics: what each evaluation records (:func:`~analogsim.evaluation.task_metrics`).
     """
 
     model: nn.Module
@@ -95,9 +101,11 @@ class SweepJob:
     base: dict[str, Chip]
     plan: SweepPlan
     batch_size: int = 1024
+    metrics: tuple[str, ...] = ("accuracy",)
 
-    def evaluate(self, index: tuple[int, ...]) -> tuple[np.ndarray, CodingCost]:
-        """accuracy[time, instance] at card-grid point ``index``, and its coding cost.
+    def evaluate(self, index: tuple[int, ...]) -> tuple[PointValues, CodingCost]:
+        """metric[time, instance] of each metric at card-grid point ``index``, and its coding
+        cost.
 
         The model is programmed once on K instances from the plan's seed, the same at every
         point, and aged to each time in turn.
@@ -106,17 +114,18 @@ class SweepJob:
         values = tuple(axis.values[i] for axis, i in zip(plan.axes, index, strict=True))
         analog = analog_copy(self.model, layer_chips(self.base, plan.axes, values))
         program(analog, seed=plan.seed, instances=plan.instances)
-        accuracy = np.empty((len(plan.times_s), plan.instances))
+        point = {m: np.empty((len(plan.times_s), plan.instances)) for m in self.metrics}
         for j, t in enumerate(plan.times_s):
             drift(analog, t)
-            accuracy[j] = evaluate(analog, self.test, batch_size=self.batch_size,
-                                   seed=plan.seed).accuracy
-        return accuracy, coding_cost(analog)
+            evaluation = evaluate(analog, self.test, batch_size=self.batch_size, seed=plan.seed)
+            for metric, per_instance in evaluation.values(self.metrics).items():
+                point[metric][j] = per_instance
+        return point, coding_cost(analog)
 
 
-PointResult = tuple[tuple[int, ...], np.ndarray, CodingCost]
-#: Evaluates a job's points somewhere and yields (index, accuracy[time, instance], cost) as
-#: they finish, in any order.
+PointResult = tuple[tuple[int, ...], PointValues, CodingCost]
+#: Evaluates a job's points somewhere and yields (index, metric → values[time, instance],
+#: cost) as they finish, in any order.
 PointRunner = Callable[[SweepJob, list[tuple[int, ...]]], Iterator[PointResult]]
 
 
@@ -135,6 +144,7 @@ def sweep_accuracy(
     per_layer: Mapping[str, ChipSpec] | None = None,
     exclude: Sequence[str] = (),
     batch_size: int = 1024,
+    metrics: tuple[str, ...] = ("accuracy",),
     skip: Callable[[tuple[int, ...]], bool] = lambda index: False,
     on_point: PointCallback | None = None,
     runner: PointRunner = run_in_process,
@@ -150,9 +160,11 @@ def sweep_accuracy(
         per_layer: fixed per-layer chips before the sweep, as for :func:`convert`.
         exclude: layer names or globs kept digital, as for :func:`convert`.
         batch_size: test samples per forward (each repeated for the K instances).
+        metrics: what to record at each point: ``("accuracy",)``, or with ``"perplexity"``
+            for a language model (:func:`~analogsim.evaluation.task_metrics`).
         skip: says which card-grid points are already done (resume); they stay NaN here.
-        on_point: called with (card-grid index, accuracy[time, instance], the model's coding
-            cost: cells, devices, side bits) after each point, in this process.
+        on_point: called with (card-grid index, metric → values[time, instance], the model's
+            coding cost: cells, devices, side bits) after each point, in this process.
         runner: where the points are evaluated: :func:`run_in_process` (default) or a
             cluster (:class:`analogsim.experiments.cluster.ClusterRunner`); the numbers are
             the same either way.
@@ -164,14 +176,14 @@ def sweep_accuracy(
     chip = load_chip(chip)
     base = base_layer_chips(model, chip, per_layer, exclude)
     check_axes(plan.axes, list(base), next(iter(base.values())))
-    job = SweepJob(model, test, chip, base, plan, batch_size)
+    job = SweepJob(model, test, chip, base, plan, batch_size, tuple(metrics))
     accuracy = np.full(plan.shape, np.nan)
     points = [index for index, _ in grid_points(plan.axes)]
     indices = [index for index in points if not skip(index)]
     with tqdm(total=len(points), initial=len(points) - len(indices), desc="sweep points",
               disable=not progress or not indices) as bar:
         for index, values, cost in runner(job, indices):
-            accuracy[index] = values
+            accuracy[index] = values["accuracy"]
             if on_point is not None:
                 on_point(index, values, cost)
             bar.update()

@@ -9,6 +9,10 @@ models' accuracy (attributes ``digital_accuracy``, their mean, and
 ``digital_accuracy_per_seed``), and what the weight coding costs there (mean over seeds):
 r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
 ``/config``, and each model's training history when the spec trains it.
+
+For a language model (a data set whose task is ``language_model``) accuracy is per next token
+and the run also holds perplexity[axis…, time, replicate] (exp of the mean NLL per test token
+of each chip), with the digital models' ``digital_perplexity_per_seed``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from analogsim.evaluation import evaluate
+from analogsim.evaluation import METRIC_UNITS, evaluate, task_metrics
 from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.cluster import ClusterRunner, cluster_client
-from analogsim.experiments.sweep import run_in_process, sweep_accuracy
+from analogsim.experiments.sweep import PointValues, run_in_process, sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, Run, spec_fingerprint
 from analogsim.sampling import sampling_attrs
@@ -61,17 +65,23 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
         models = [trained_model(spec.setup, seed, data, writer,
                                 results_path.with_suffix(".checkpoints"), progress=progress)[0]
                   for seed in seeds]
-        digital = [evaluate(model, (data.x_test, data.y_test)).mean for model in models]
+        metrics = task_metrics(data.task)
+        digital_runs = [evaluate(model, (data.x_test, data.y_test)) for model in models]
+        digital = [e.mean for e in digital_runs]
+        language = ({"task": data.task, "data_source": data.source,
+                     "digital_perplexity_per_seed": [float(e.perplexity[0])
+                                                     for e in digital_runs]}
+                    if "perplexity" in metrics else {})
         axes = {axis.name: _stored_axis(axis.values) for axis in plan.axes}
         # the chips of one trained model, or seed-major seeds × chips for several
         replicates = "instance" if len(seeds) == 1 else "replicate"
         run = writer.create_run(
             "sweep", axes={**axes, "time": plan.times_s,
                            replicates: range(len(seeds) * plan.instances)},
-            metrics={"accuracy": (*axes, "time", replicates),
+            metrics={**dict.fromkeys(metrics, (*axes, "time", replicates)),
                      **dict.fromkeys(COST_METRICS, tuple(axes))},
             units={**{a.name: a.unit for a in plan.axes}, "time": "s",
-                   "accuracy": "fraction", "r_avg": "cells/weight",
+                   **{m: METRIC_UNITS[m] for m in metrics}, "r_avg": "cells/weight",
                    "side_bits_per_weight": "bit/weight", "devices": "devices"},
             attrs={"kind": "sweep", "title": f"{spec.name}: accuracy on the "
                                              f"{spec.chip.chip.name} card",
@@ -80,14 +90,15 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
                    **sampling_attrs(seed=len(seeds), instance=plan.instances),
                    "training_seeds": list(seeds),
                    "digital_accuracy": float(np.mean(digital)),
-                   "digital_accuracy_per_seed": digital},
+                   "digital_accuracy_per_seed": digital, **language},
             point_axes=len(plan.axes))
         per_seed = PointsOverSeeds(run, len(seeds))
         for s, model in enumerate(models):
             sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,
                            per_layer=spec.chip.per_layer, exclude=spec.chip.exclude,
-                           skip=run.is_done, on_point=functools.partial(per_seed.add, s),
-                           runner=runner, progress=progress)
+                           metrics=metrics, skip=run.is_done,
+                           on_point=functools.partial(per_seed.add, s), runner=runner,
+                           progress=progress)
     return results_path
 
 
@@ -95,25 +106,26 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
 
 class PointsOverSeeds:
     """Collects a card-grid point's results from each trained model and writes the point once
-    every seed has it: accuracy[time, seed-major seeds × chips]; the coding cost, which
+    every seed has it: each metric[time, seed-major seeds × chips]; the coding cost, which
     depends on the trained weights, as its mean over seeds. A point interrupted before its last
     seed is evaluated again on resume (the same numbers: every draw is seeded)."""
 
     def __init__(self, run: Run, seeds: int) -> None:
         self.run = run
         self.seeds = seeds
-        self.pending: dict[tuple[int, ...], dict[int, tuple[np.ndarray, CodingCost]]] = {}
+        self.pending: dict[tuple[int, ...], dict[int, tuple[PointValues, CodingCost]]] = {}
 
-    def add(self, seed_index: int, index: tuple[int, ...], accuracy: np.ndarray,
+    def add(self, seed_index: int, index: tuple[int, ...], values: PointValues,
             cost: CodingCost) -> None:
-        """Seed ``seed_index``'s accuracy[time, instance] and coding cost at ``index``."""
+        """Seed ``seed_index``'s metric[time, instance] and coding cost at ``index``."""
         parts = self.pending.setdefault(index, {})
-        parts[seed_index] = (accuracy, cost)
+        parts[seed_index] = (values, cost)
         if len(parts) < self.seeds:
             return
         del self.pending[index]
         ordered = [parts[s] for s in range(self.seeds)]
         self.run.write_point(
-            index, accuracy=np.concatenate([a for a, _ in ordered], axis=-1),
+            index, **{metric: np.concatenate([v[metric] for v, _ in ordered], axis=-1)
+                      for metric in ordered[0][0]},
             **{metric: float(np.mean([getattr(c, metric) for _, c in ordered]))
                for metric in COST_METRICS})

@@ -29,8 +29,13 @@ HISTORY_UNITS = {"loss": "nats", "train_accuracy": "fraction", "test_accuracy": 
 
 
 def load_data(setup: ModelSetup) -> datasets.DataSplit:
-    """The data set the setup names."""
-    return datasets.load(setup.dataset, seed=setup.data_seed, root=setup.data_root)
+    """The data set the setup names, with its ``[data] options`` (a text data set's).
+
+    Raises:
+        DataError: an option the data set does not take, or a bad value.
+    """
+    return datasets.load(setup.dataset, seed=setup.data_seed, root=setup.data_root,
+                         **setup.data_options)
 
 
 def _load_weights(model: nn.Module, path: str) -> None:

@@ -53,7 +53,7 @@ from analogsim.evaluation import evaluate
 from analogsim.programming import program
 from analogsim.seeding import Purpose, make_generator, time_key
 from analogsim.tiles import device_model
-from analogsim.tiles.programmed import check_conductances
+from analogsim.tiles.programmed import check_conductances, unpack_targets
 from analogsim.units import TIME_RANGE, is_valid_time
 
 TARGETS_FORMAT = "analogsim-targets"
@@ -140,13 +140,14 @@ def export_targets(model: nn.Module, chip: Chip, path: str | Path, *,
             group.attrs.update({"layer_index": tile.layer_index, "pair": pair,
                                 "roles": ["plus", "minus"] if pair == "differential"
                                 else ["single"], "coded": int(tile.coded)})
-            group["g_target_uS"] = tile.g_target.double().numpy()
+            g_target = unpack_targets(tile.chip, tile.g_target_packed)  # (D, out, rows)
+            group["g_target_uS"] = g_target.double().numpy()
             group["tile_of_row"] = tile.layout.tile_of_row().numpy()
             group["tile_of_output"] = tile.layout.tile_of_output().numpy()
             if tile.coded:
                 group["coding_sign"] = tile.coding_sign.to(torch.int8).numpy()
                 group["coding_large"] = tile.coding_large.numpy()
-            targets[name] = LayerTargets(tile.layer_index, tile.g_target.clone())
+            targets[name] = LayerTargets(tile.layer_index, g_target)
     return targets
 
 

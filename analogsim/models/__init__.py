@@ -15,15 +15,27 @@ operator index (METHODS.md §10): e.g. ``lenet5_bn`` has 16 operators, 0 input, 
 - ``cnn_s``, ``cnn_s_bn``: Walking Noise CNN-S for keyword spotting (models_noisy/cnn_HE.py).
 - ``resnet20``: the CIFAR ResNet-20 of He et al. 2016 §4.2 (S0).
 - ``resnet18_cifar``: the CIFAR ResNet-18 (S3).
+- ``vit_tiny``: a small vision transformer (7×7 patches, 2 blocks of width 64) for MNIST.
+- ``causal_lm_tiny``: a small causal language model (GPT-style, 2 blocks of width 64) over
+  the characters of ``stdlib_text``; it takes (B, T) token ids and gives (B, T, vocab) logits.
 """
 
 from analogsim.models.mlp import mlp, rl_tfc, rl_tfc_bn
 from analogsim.models.registry import create, list_models
 from analogsim.models.resnets import CifarResNet, resnet18_cifar, resnet20
 from analogsim.models.small_cnns import cnn_s, cnn_s_bn, lenet5, lenet5_bn
+from analogsim.models.transformers import (
+    CausalLanguageModel,
+    VisionTransformer,
+    causal_lm_tiny,
+    vit_tiny,
+)
 
 __all__ = [
+    "CausalLanguageModel",
     "CifarResNet",
+    "VisionTransformer",
+    "causal_lm_tiny",
     "cnn_s",
     "cnn_s_bn",
     "create",
@@ -35,4 +47,5 @@ __all__ = [
     "resnet20",
     "rl_tfc",
     "rl_tfc_bn",
+    "vit_tiny",
 ]

@@ -9,8 +9,10 @@ from analogsim.errors import SpecError
 from analogsim.models.mlp import mlp, rl_tfc, rl_tfc_bn
 from analogsim.models.resnets import resnet18_cifar, resnet20
 from analogsim.models.small_cnns import cnn_s, cnn_s_bn, lenet5, lenet5_bn
+from analogsim.models.transformers import causal_lm_tiny, vit_tiny
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {
+    "causal_lm_tiny": causal_lm_tiny,
     "cnn_s": cnn_s,
     "cnn_s_bn": cnn_s_bn,
     "lenet5": lenet5,
@@ -20,6 +22,7 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet20": resnet20,
     "rl_tfc": rl_tfc,
     "rl_tfc_bn": rl_tfc_bn,
+    "vit_tiny": vit_tiny,
 }
 
 

@@ -42,8 +42,8 @@ def conductances_to_weights(g: torch.Tensor, g_min: float, g_max: float, pair: s
     """
     span = g_max - g_min
     if pair == "differential":
-        return (g[..., 0, :, :] - g[..., 1, :, :]) / span
-    return (g[..., 0, :, :] - g_min) * (2 / span) - 1
+        return torch.sub(g[..., 0, :, :], g[..., 1, :, :]).div_(span)
+    return (g[..., 0, :, :] - g_min).mul_(2 / span).sub_(1)
 
 
 def weight_noise_gain(pair: str) -> float:
@@ -78,6 +78,7 @@ def draw_stuck_faults(
 def apply_stuck_faults(
     g: torch.Tensor, faults: torch.Tensor, g_min: float, g_max: float
 ) -> torch.Tensor:
-    """Conductances (µS) with stuck devices forced to g_min or g_max."""
-    g = torch.where(faults == STUCK_LOW, torch.full_like(g, g_min), g)
-    return torch.where(faults == STUCK_HIGH, torch.full_like(g, g_max), g)
+    """Conductances (µS) with stuck devices forced to g_min or g_max (a new tensor; ``faults``
+    has the shape of ``g``)."""
+    g = g.masked_fill(faults == STUCK_LOW, g_min)
+    return g.masked_fill_(faults == STUCK_HIGH, g_max)

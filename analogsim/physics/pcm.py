@@ -40,9 +40,10 @@ def drift_exponent_moments(
 def draw_drift_exponents(
     mean: torch.Tensor, std: torch.Tensor, scale: float, generators: Generators
 ) -> torch.Tensor:
-    """ν = |μ_ν + σ_ν · N(0, 1)| · scale, one per device, drawn at programming."""
+    """ν = |μ_ν + σ_ν · N(0, 1)| · scale, one per device, drawn at programming (evaluated in
+    place on the draws)."""
     noise = standard_normal(mean.shape, generators, mean.dtype)
-    return (mean + std * noise).abs() * scale
+    return noise.mul_(std).add_(mean).abs_().mul_(scale)
 
 
 def apply_power_law_drift(
@@ -83,10 +84,11 @@ def relative_read_noise(
     """Q_s = min(q_coefficient / max((|g_prog|/g_max)^q_exponent, q_floor), q_max).
 
     aihwkit evaluates Q_s on the programmed conductance, as here (its docs write g_T).
-    ``power`` is the power function to use.
+    ``power`` is the power function to use. Evaluated in place after the power (c / x is
+    torch's x.reciprocal() · c either way).
     """
-    q_s = q_coefficient / power(g_programmed.abs() / g_max, q_exponent).clamp(min=q_floor)
-    return q_s.clamp(max=q_max)
+    q_s = power(g_programmed.abs().div_(g_max), q_exponent).clamp_(min=q_floor)
+    return q_s.reciprocal_().mul_(q_coefficient).clamp_(max=q_max)
 
 
 def one_over_f_read_noise_std(
@@ -107,6 +109,6 @@ def one_over_f_read_noise_std(
 def add_read_noise(
     g: torch.Tensor, std: torch.Tensor, scale: float, generators: Generators
 ) -> torch.Tensor:
-    """max(g + scale · std · N(0, 1), 0), µS."""
+    """max(g + scale · std · N(0, 1), 0), µS (evaluated in place on the draws)."""
     noise = standard_normal(g.shape, generators, g.dtype)
-    return (g + scale * std * noise).clamp(min=0.0)
+    return noise.mul_(scale * std).add_(g).clamp_(min=0.0)

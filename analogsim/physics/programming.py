@@ -43,10 +43,14 @@ def add_polynomial_programming_noise(
     scale: float,
     generators: Generators,
 ) -> torch.Tensor:
-    """g_prog = max(g_T + scale · σ_prog(g_T) · N(0, 1), 0), µS (aihwkit pcm.py)."""
+    """g_prog = max(g_T + scale · σ_prog(g_T) · N(0, 1), 0), µS (aihwkit pcm.py).
+
+    Evaluated in place on the draws (two temporaries the size of ``g_target``); each product
+    and sum is the one of the formula, so the values are its own bit for bit.
+    """
     std = polynomial_programming_std(g_target, coefficients, g_max, reference_g_max)
     noise = standard_normal(g_target.shape, generators, g_target.dtype)
-    return (g_target + scale * std * noise).clamp(min=0.0)
+    return noise.mul_(std.mul_(scale)).add_(g_target).clamp_(min=0.0)
 
 
 def add_gaussian_programming_noise(
@@ -63,6 +67,6 @@ def add_gaussian_programming_noise(
     and NormalProportionalDevice on the normalised conductance. No clamping: an abstract device.
     """
     shape, dtype = g_target.shape, g_target.dtype
-    additive = standard_normal(shape, generators, dtype) * (additive_std * (g_max - g_min))
-    relative = standard_normal(shape, generators, dtype) * multiplicative_std
-    return g_target + additive + g_target * relative
+    additive = standard_normal(shape, generators, dtype).mul_(additive_std * (g_max - g_min))
+    relative = standard_normal(shape, generators, dtype).mul_(multiplicative_std)
+    return additive.add_(g_target).add_(relative.mul_(g_target))  # (g_T + a) + g_T·r

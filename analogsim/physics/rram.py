@@ -62,4 +62,4 @@ def apply_relaxation(
     """
     extra_std = (total_variance - programming_std**2).clamp(min=0.0).sqrt()
     noise = standard_normal(g_programmed.shape, generators, g_programmed.dtype)
-    return (g_programmed + extra_std * noise).clamp(min=0.0)
+    return noise.mul_(extra_std).add_(g_programmed).clamp_(min=0.0)  # in place on the draws

@@ -12,12 +12,16 @@ A layer's tile is built from stages, one module each, wired by :class:`AnalogTil
 - :mod:`.forward` with :mod:`.mvm_ops` and :mod:`.integer_mvm`: the forward itself;
 - :mod:`.streams`: the tile's random streams.
 
-:mod:`.layers` holds the public layer family on top: :class:`AnalogLayer` and its subclasses.
+:mod:`.layers` holds the public layer family on top: :class:`AnalogLayer` and its subclasses;
+:mod:`.hf_layers` those for HuggingFace transformers' layers, recognised by class name.
 """
 
 import torch
 
 from analogsim.tiles.attention import AnalogMultiheadAttention as AnalogMultiheadAttention
+from analogsim.tiles.hf_layers import NAMED_LAYERS as NAMED_LAYERS
+from analogsim.tiles.hf_layers import AnalogHFConv1D as AnalogHFConv1D
+from analogsim.tiles.hf_layers import named_analog_class as named_analog_class
 from analogsim.tiles.layers import ANALOG_LAYERS as ANALOG_LAYERS
 from analogsim.tiles.layers import AnalogConv1d as AnalogConv1d
 from analogsim.tiles.layers import AnalogConv2d as AnalogConv2d

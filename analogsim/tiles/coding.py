@@ -43,7 +43,7 @@ def threshold(magnitudes: torch.Tensor, coding: Coding, max_abs: float) -> float
     """T: ``coding.threshold`` · m, or the (1 − large_fraction) quantile of |w| (weight units)."""
     if coding.threshold is not None:
         return coding.threshold * max_abs
-    flat = magnitudes.detach().flatten().double()
+    flat = magnitudes.detach().flatten()  # an order statistic: exact in the weights' dtype
     large = round(coding.large_fraction * flat.numel())
     if large == 0:
         return max_abs

@@ -3,10 +3,20 @@
 This module reads a :class:`~analogsim.cards.Chip` and calls the pure functions of
 :mod:`analogsim.physics`; it holds no state. Conductance tensors have the shape
 (K, D, out, in): K chip instances, D devices per weight (2 for a pair, 1 single).
+
+Programming and aging run on blocks of instances of at most :data:`BLOCK_DEVICES` devices (one
+instance of a large layer, all K of a small one) and write into the (K, ...) result, so their
+temporaries are those of one block of one layer. Instance k draws from ``generators[k]``
+alone, in the order a draw over all K at once takes, and the arithmetic is elementwise IEEE
+(transcendental functions run on one instance at a time, as before), so the values are those
+of the all-at-once formulas bit for bit (``tests/test_programmed_memory.py``). What a tile
+keeps per instance: the conductances (float32), the drift exponents (float16, see
+:func:`exponent_dtype`) and the stuck-device map (uint8); ``docs/memory.md`` has the bytes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +26,7 @@ import torch
 from analogsim.cards import (
     Chip,
     GaussianProgrammingNoise,
+    NoProgrammingNoise,
     PcmOneOverFReadNoise,
     PcmPowerLawDrift,
     PolynomialProgrammingNoise,
@@ -24,16 +35,51 @@ from analogsim.cards import (
 from analogsim.errors import StateError
 from analogsim.physics import conductance, pcm, programming, rram
 
+#: Storage type of PCM drift exponents. float16 rounds ν to 2⁻¹¹ of itself (11 significant
+#: bits); the drifted conductance g·exp(−ν ln(t/t0)) then moves by at most
+#: g · max_x(x e^(−x)) · 2⁻¹¹ = g · e⁻¹ · 2⁻¹¹ ≈ 1.8e−4 · g at any time, against a 1/f read
+#: noise of ≥ 4 % of g at 1 h on the pcm card. Measured (docs/memory.md): at most 2.0e−4 of
+#: max|W| per weight after a year, and the digits MLP's accuracy over 20 chips unchanged but
+#: for one test sample on 3 of 120 (chip, time) points.
+EXPONENT_STORAGE = torch.float16
+#: Largest drift exponent float16 holds; a card whose exponents can exceed it (drift.scale
+#: above ~10⁵) keeps them in float32.
+EXPONENT_STORAGE_MAX = float(torch.finfo(EXPONENT_STORAGE).max)
+#: A tile keeps 1/f read noise's Q_s (K, D, out, in) between drifts while one instance of it
+#: has at most this many devices (4 MiB of float32); a larger layer recomputes it at every
+#: drift (one power per device), with the same values, instead of holding 4 bytes per device.
+READ_NOISE_CACHE_DEVICES = 2**20
+#: Devices per block of instances that programming and aging process at once (4 MiB of
+#: float32 per temporary): a block of one instance when an instance has more.
+BLOCK_DEVICES = 2**20
+
 
 @dataclass
 class ProgrammedDevices:
     """What programming leaves on a tile for K instances (all µS or dimensionless)."""
 
     g_target: torch.Tensor  # (D, out, in) µS, after level quantisation
-    g_programmed: torch.Tensor  # (K, D, out, in) µS
-    drift_exponents: torch.Tensor | None  # (K, D, out, in), PCM only
+    # (K, D, out, in) µS; a view of g_target expanded over K when programming is exact
+    g_programmed: torch.Tensor
+    drift_exponents: torch.Tensor | None  # (K, D, out, in), PCM only; exponent_dtype(chip)
     faults: torch.Tensor | None  # (K, D, out, in) uint8, when the card has stuck-at rates
     read_noise_q: torch.Tensor | None = None  # (K, D, out, in) Q_s of 1/f noise, a cache
+
+
+def exponent_dtype(chip: Chip) -> torch.dtype:
+    """float16 (:data:`EXPONENT_STORAGE`) for the drift exponents of ``chip``, or float32 when
+    they could exceed float16's range: ν = |μ + σ z|·scale with |z| < 10 (torch's normals
+    stay below 9)."""
+    d = chip.drift
+    if not isinstance(d, PcmPowerLawDrift):
+        return torch.float32
+    largest = d.scale * (max(abs(d.mean_min), abs(d.mean_max)) + 10 * max(d.std_min, d.std_max))
+    return EXPONENT_STORAGE if largest < EXPONENT_STORAGE_MAX else torch.float32
+
+
+def drift_reads_targets(chip: Chip) -> bool:
+    """Whether aging reads the target conductances (RRAM relaxation's spread around them)."""
+    return isinstance(chip.drift, RramRelaxation)
 
 
 def target_conductances(chip: Chip, w_normalised: torch.Tensor) -> torch.Tensor:
@@ -69,43 +115,73 @@ def program_devices(
     return program_targets(chip, target_conductances(chip, w_normalised), generators)
 
 
+def instance_blocks(instances: int, devices_per_instance: int) -> list[slice]:
+    """Consecutive blocks of ``instances`` with at most :data:`BLOCK_DEVICES` devices each
+    (at least one instance per block)."""
+    size = max(1, BLOCK_DEVICES // max(devices_per_instance, 1))
+    return [slice(a, min(a + size, instances)) for a in range(0, instances, size)]
+
+
 def program_targets(
     chip: Chip, g_target: torch.Tensor, generators: Sequence[torch.Generator]
 ) -> ProgrammedDevices:
     """Program target conductances (D, out, in) µS on one chip instance per generator (what a
-    lab's array does with exported targets); see :func:`program_devices`."""
-    cond, law = chip.conductance, chip.programming
+    lab's array does with exported targets); see :func:`program_devices`.
+
+    Runs on blocks of instances (:func:`instance_blocks`). Without programming error and
+    stuck devices every instance holds the targets: ``g_programmed`` is then a view of them,
+    with no copy per instance.
+    """
+    cond, drift, faults_card = chip.conductance, chip.drift, chip.faults
     generators = list(generators)
-    targets = g_target.expand(len(generators), *g_target.shape)  # (K, D, out, in)
-    if isinstance(law, PolynomialProgrammingNoise):
-        g = programming.add_polynomial_programming_noise(
-            targets, law.coefficients_uS, cond.g_max_uS, law.reference_g_max_uS, law.scale,
-            generators,
-        )
-    elif isinstance(law, GaussianProgrammingNoise):
-        g = programming.add_gaussian_programming_noise(
-            targets, law.additive_std, law.multiplicative_std, cond.g_min_uS, cond.g_max_uS,
-            generators,
-        )
-    else:
-        g = targets.clone()
-    exponents = None
-    if isinstance(chip.drift, PcmPowerLawDrift):
-        d = chip.drift
+    shape = (len(generators), *g_target.shape)  # (K, D, out, in)
+    stuck = faults_card.stuck_low_fraction > 0 or faults_card.stuck_high_fraction > 0
+    exact = isinstance(chip.programming, NoProgrammingNoise) and not stuck
+    g = g_target.expand(shape) if exact else torch.empty(shape, dtype=g_target.dtype)
+    exponents = faults = None
+    if isinstance(drift, PcmPowerLawDrift):
         mean, std = pcm.drift_exponent_moments(  # on the shared targets: same for every k
-            g_target, cond.g_max_uS, d.mean_slope, d.mean_offset, (d.mean_min, d.mean_max),
-            d.std_slope, d.std_offset, (d.std_min, d.std_max), d.g_rel_min,
+            g_target, cond.g_max_uS, drift.mean_slope, drift.mean_offset,
+            (drift.mean_min, drift.mean_max), drift.std_slope, drift.std_offset,
+            (drift.std_min, drift.std_max), drift.g_rel_min,
         )
-        exponents = pcm.draw_drift_exponents(mean.expand_as(targets), std.expand_as(targets),
-                                             d.scale, generators)
-    faults = None
-    if chip.faults.stuck_low_fraction > 0 or chip.faults.stuck_high_fraction > 0:
-        faults = conductance.draw_stuck_faults(
-            g.shape, chip.faults.stuck_low_fraction, chip.faults.stuck_high_fraction, generators
-        )
-        g = conductance.apply_stuck_faults(g, faults, cond.g_min_uS, cond.g_max_uS)
+        exponents = torch.empty(shape, dtype=exponent_dtype(chip))
+    if stuck:
+        faults = torch.empty(shape, dtype=torch.uint8)
+    for block in instance_blocks(len(generators), g_target.numel()):
+        block_generators = generators[block]
+        block_shape = (len(block_generators), *g_target.shape)
+        g_b = g[block] if exact else _programming_error(chip, g_target, block_generators)
+        if exponents is not None:
+            exponents[block] = pcm.draw_drift_exponents(
+                mean.expand(block_shape), std.expand(block_shape), drift.scale,
+                block_generators)
+        if faults is not None:
+            faults[block] = conductance.draw_stuck_faults(
+                block_shape, faults_card.stuck_low_fraction, faults_card.stuck_high_fraction,
+                block_generators)
+            g_b = conductance.apply_stuck_faults(g_b, faults[block], cond.g_min_uS,
+                                                 cond.g_max_uS)
+        if not exact:
+            g[block] = g_b
     return ProgrammedDevices(g_target=g_target, g_programmed=g, drift_exponents=exponents,
                              faults=faults)
+
+
+def _programming_error(chip: Chip, g_target: torch.Tensor,
+                       generators: list[torch.Generator]) -> torch.Tensor:
+    """Conductances (B, D, out, in) µS of one block of instances after programming error."""
+    cond, law = chip.conductance, chip.programming
+    targets = g_target.expand(len(generators), *g_target.shape)
+    if isinstance(law, PolynomialProgrammingNoise):
+        return programming.add_polynomial_programming_noise(
+            targets, law.coefficients_uS, cond.g_max_uS, law.reference_g_max_uS, law.scale,
+            generators)
+    if isinstance(law, GaussianProgrammingNoise):
+        return programming.add_gaussian_programming_noise(
+            targets, law.additive_std, law.multiplicative_std, cond.g_min_uS, cond.g_max_uS,
+            generators)
+    return targets.clone()
 
 
 def age_devices(
@@ -117,36 +193,66 @@ def age_devices(
     """Conductances (K, D, out, in) µS at ``t_inference`` s after programming.
 
     Applies drift or relaxation, then the accumulated read noise at that time, then re-forces
-    stuck devices. Instance k draws only from ``generators[k]``.
+    stuck devices, on blocks of instances (:func:`instance_blocks`). Instance k draws only from
+    ``generators[k]``. Returns the programmed conductances themselves when nothing applies.
     """
     cond, drift, read = chip.conductance, chip.drift, chip.read_noise
     generators = list(generators)
     g = devices.g_programmed
-    if isinstance(drift, PcmPowerLawDrift):
-        if devices.drift_exponents is None:
-            raise StateError("this tile was programmed without drift exponents (a card "
-                             "without pcm_power_law drift); program it again")
-        g_drift = pcm.apply_power_law_drift(g, devices.drift_exponents, t_inference,
-                                            drift.t0_s, exp=_each_instance(torch.exp))
-    elif isinstance(drift, RramRelaxation):
+    if isinstance(drift, PcmPowerLawDrift) and devices.drift_exponents is None:
+        raise StateError("this tile was programmed without drift exponents (a card "
+                         "without pcm_power_law drift); program it again")
+    power_law = isinstance(drift, PcmPowerLawDrift) and t_inference > 0
+    relaxation = isinstance(drift, RramRelaxation)
+    one_over_f = isinstance(read, PcmOneOverFReadNoise)
+    if not (power_law or relaxation or one_over_f or devices.faults is not None):
+        return g
+    if relaxation:
         variance = rram.relaxation_variance(
             devices.g_target, t_inference, drift.times_s, drift.coefficients_uS,
             cond.g_max_uS, drift.reference_g_max_uS,
         ) * drift.scale**2
-        g_drift = rram.apply_relaxation(g, variance, _programming_std(chip, devices.g_target),
-                                        generators)
-    else:
-        g_drift = g
-    if isinstance(read, PcmOneOverFReadNoise):
-        if devices.read_noise_q is None:
-            devices.read_noise_q = relative_read_noise(chip, g)
+        programming_std = _programming_std(chip, devices.g_target)
+    if one_over_f:
         factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
-        std = g_drift.abs() * devices.read_noise_q * factor
-        g_drift = pcm.add_read_noise(g_drift, std, read.scale, generators)
-    if devices.faults is not None:
-        g_drift = conductance.apply_stuck_faults(g_drift, devices.faults, cond.g_min_uS,
+        if devices.read_noise_q is None and g[0].numel() <= READ_NOISE_CACHE_DEVICES:
+            devices.read_noise_q = relative_read_noise(chip, g)
+    blocks = instance_blocks(len(generators), g[0].numel())
+    aged = torch.empty(g.shape, dtype=g.dtype) if len(blocks) > 1 else None
+    for block in blocks:
+        block_generators = generators[block]
+        g_b = g[block]
+        if power_law:
+            g_b = _power_law_drift(g_b, devices.drift_exponents[block],
+                                   math.log((t_inference + drift.t0_s) / drift.t0_s))
+        elif relaxation:
+            g_b = rram.apply_relaxation(g_b, variance, programming_std, block_generators)
+        if one_over_f:
+            q_b = (devices.read_noise_q[block] if devices.read_noise_q is not None
+                   else relative_read_noise(chip, g[block]))
+            std = g_b.abs().mul_(q_b).mul_(factor)  # |g(t)| · Q_s · factor, in that order
+            del q_b
+            g_b = pcm.add_read_noise(g_b, std, read.scale, block_generators)
+            del std
+        if devices.faults is not None:
+            g_b = conductance.apply_stuck_faults(g_b, devices.faults[block], cond.g_min_uS,
                                                  cond.g_max_uS)
-    return g_drift
+        if aged is None:
+            return g_b
+        aged[block] = g_b
+    return aged
+
+
+def _power_law_drift(g: torch.Tensor, exponents: torch.Tensor, log_ratio: float
+                     ) -> torch.Tensor:
+    """g · exp(−ν ln(t/t0)) for a block of instances (B, D, out, in), ``log_ratio`` =
+    ln(t/t0): :func:`analogsim.physics.pcm.apply_power_law_drift`'s formula, evaluated in
+    place on a float32 copy of the stored exponents (which float32 holds exactly), the
+    exponential one instance at a time (see :func:`_each_instance`)."""
+    drifted = exponents.to(g.dtype, copy=True).mul_(-log_ratio)
+    for instance in drifted:
+        torch.exp(instance, out=instance)
+    return drifted.mul_(g)
 
 
 def _each_instance(op: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -170,7 +276,8 @@ def _each_instance(op: Callable[..., torch.Tensor]) -> Callable[..., torch.Tenso
 def relative_read_noise(chip: Chip, g_programmed: torch.Tensor) -> torch.Tensor:
     """Q_s of the card's 1/f read noise for programmed conductances (K, D, out, in) µS.
 
-    Fixed from programming on, so a tile computes it once and reuses it at every drift time.
+    Fixed from programming on; a tile keeps it between drifts up to
+    :data:`READ_NOISE_CACHE_DEVICES` devices per instance.
     """
     read = chip.read_noise
     if not isinstance(read, PcmOneOverFReadNoise):
@@ -191,7 +298,7 @@ def conductance_square_weights(chip: Chip, g: torch.Tensor) -> torch.Tensor:
     conductance-proportional per-read noise; shape (K, out, in)."""
     cond = chip.conductance
     gain = conductance.weight_noise_gain(cond.pair)
-    return ((g * (gain / (cond.g_max_uS - cond.g_min_uS))) ** 2).sum(dim=-3)
+    return (g * (gain / (cond.g_max_uS - cond.g_min_uS))).square_().sum(dim=-3)
 
 
 def additive_per_read_variance(chip: Chip) -> float:

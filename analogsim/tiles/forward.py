@@ -151,40 +151,48 @@ class TileForward:
         return self.plan(w_n, q, scale.unsqueeze(0))
 
     def run(self, x: torch.Tensor, plan: ForwardPlan, ops: MvmOps,
-            generators: list[torch.Generator], bias: torch.Tensor | None) -> torch.Tensor:
-        """y = tile(x) + bias for the plan's instances; instance k draws from generators[k]."""
+            generators: list[torch.Generator], bias: torch.Tensor | None,
+            input_range: torch.Tensor | None = None) -> torch.Tensor:
+        """y = tile(x) + bias for the plan's instances; instance k draws from generators[k].
+
+        ``input_range`` is the layer's calibrated range r (0-d, in the layer's input units),
+        used with ``input_scaling = "calibrated"`` by every instance and row chunk alike.
+        """
         if plan.exact is not None:
             return ops.mvm(x, plan.exact, bias)
         k_count = plan.matrices[0].shape[0]
         if k_count > 1 and not ops.batches_instances:
             return torch.cat([
-                self._run_instances(x_k, plan.instance(k), ops, generators[k:k + 1], bias)
+                self._run_instances(x_k, plan.instance(k), ops, generators[k:k + 1], bias,
+                                    input_range)
                 for k, x_k in enumerate(x.chunk(k_count))])
-        return self._run_instances(x, plan, ops, generators, bias)
+        return self._run_instances(x, plan, ops, generators, bias, input_range)
 
     def _run_instances(self, x: torch.Tensor, plan: ForwardPlan, ops: MvmOps,
-                       generators: list[torch.Generator], bias: torch.Tensor | None
-                       ) -> torch.Tensor:
+                       generators: list[torch.Generator], bias: torch.Tensor | None,
+                       input_range: torch.Tensor | None) -> torch.Tensor:
         """Every row chunk of the plan's instances, summed after the ADCs."""
         last = len(self.layout.row_chunks) - 1
         outputs = [
-            self._chunk(x, plan, ops, j, generators, bias if j == last else None)
+            self._chunk(x, plan, ops, j, generators, bias if j == last else None, input_range)
             for j in range(last + 1)
         ]
         return sum(outputs[1:], outputs[0])
 
     def _chunk(self, x: torch.Tensor, plan: ForwardPlan, ops: MvmOps, j: int,
-               generators: list[torch.Generator], bias: torch.Tensor | None) -> torch.Tensor:
+               generators: list[torch.Generator], bias: torch.Tensor | None,
+               input_range: torch.Tensor | None) -> torch.Tensor:
         """Output of row chunk j: DAC → MVM (+ per-read and output noise) → ADC → rescale.
 
-        Inputs are divided by (max|x| ·) the DAC step and rounded, the plan's matrix maps them
-        to ADC codes, and one multiply(-add with the bias) by the plan's output factor and
-        max|x| brings the result back to the layer's units.
+        Inputs are divided by (their scale ·) the DAC step and rounded, the plan's matrix maps
+        them to ADC codes, and one multiply(-add with the bias) by the plan's output factor and
+        the scale (max|x| per vector, or the calibrated range) brings the result back to the
+        layer's units.
         """
         converters = self.converters
         c0, c1 = self.layout.channel_chunks[j]
         x_j = ops.input_chunk(x, c0, c1)
-        input_scale = converters.input_scale(x_j, ops.vector_dims(x_j))
+        input_scale = converters.input_scale(x_j, ops.vector_dims(x_j), input_range)
         codes = converters.dac_codes(x_j, input_scale)
         noise_std = self.noise.output_std(codes, plan.q[j], ops, c0, c1, converters.input_step,
                                           converters.output_step)
@@ -220,9 +228,12 @@ class TileForward:
 
 def per_instance(values: torch.Tensor | float, input_scale: torch.Tensor | None,
                  y: torch.Tensor) -> torch.Tensor | float:
-    """Multiplier broadcastable to y: values[k] for instance k's samples, times max|x|."""
+    """Multiplier broadcastable to y: values[k] for instance k's samples, times the input
+    scale (max|x| of each vector, or one 0-d calibrated range)."""
     if isinstance(values, float):
         return values if input_scale is None else input_scale * values
+    if input_scale is not None and input_scale.dim() == 0:  # one range for every vector
+        values, input_scale = values * input_scale, None
     k_count = values.numel()
     template = input_scale if input_scale is not None else y.new_ones(
         (y.shape[0],) + (1,) * (y.dim() - 1))
@@ -252,6 +263,8 @@ def scale_and_shift_(y: torch.Tensor, multiplier: torch.Tensor | float,
     bias_row = bias.expand(y.shape[lead:]).reshape(-1)
     if isinstance(multiplier, float):
         torch.add(bias_row, rows, alpha=multiplier, out=rows)
-    else:
-        torch.addcmul(bias_row, rows, multiplier.reshape(-1, 1), out=rows)
+    else:  # one value per row; a multiplier constant over some leading dimensions (one per
+        # sample of a (N, T, out) Linear output, or one 0-d range) is spread over them first
+        per_rows = multiplier.expand(*y.shape[:lead], *[1] * (y.dim() - lead))
+        torch.addcmul(bias_row, rows, per_rows.reshape(-1, 1), out=rows)
     return y

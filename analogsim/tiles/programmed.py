@@ -4,20 +4,28 @@ Programming draws the one-shot device state of K chip instances (:mod:`.device_m
 ages it; a lab may replace it by measured conductances. Each time, the conductances
 (K, D, out, rows) µS are read out into normalised weights (K, out, rows) — decoded first when
 the card codes weights — and, for conductance-proportional per-read noise, the conductance
-square weights Q. This module holds those read-outs and the checks on conductances a user
-hands in; the tile keeps the state itself as buffers.
+square weights Q. This module holds those read-outs, the packing of target conductances and
+the checks on conductances a user hands in; the tile keeps the state itself as buffers.
+
+What a programmed tile keeps per weight (``docs/memory.md`` has it measured per card; the
+formula is :func:`analogsim.memory.layer_state_bytes`): the targets once, packed to one float32
+per weight (:func:`pack_targets`); per instance the conductances (float32 per device; a view of
+the targets when programming is exact), the drift exponents (float16 per device, PCM), the
+stuck-device map (uint8 per device, with faults), the weights the MVM sees (float32) and,
+with multiplicative per-read noise, their conductance-square weights (float32).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from analogsim.cards import Chip
-from analogsim.errors import ConversionError, DataError, ShapeError
+from analogsim.cards import Chip, chip_from_toml
+from analogsim.errors import ConversionError, DataError, ShapeError, StateError
 from analogsim.tiles import coding, device_model
 from analogsim.tiles.layout import TileLayout
 
@@ -27,7 +35,7 @@ STATE_BUFFERS = (
     "instance_ids",
     "program_seed",
     "t_inference",
-    "g_target",
+    "g_target_packed",
     "g_programmed",
     "drift_exponents",
     "faults",
@@ -149,9 +157,12 @@ def check_conductances(values: np.ndarray | torch.Tensor, source: str, column: s
                         "siemens; multiply by 1e6 to give µS")
 
 
-def check_measured(g: torch.Tensor, expected: tuple[int, ...], layer_index: int) -> None:
-    """Refuse measured conductances of the wrong shape, or that :func:`check_conductances`
-    refuses (not finite, negative, in siemens)."""
+def check_measured(g: torch.Tensor, chip: Chip, instances: int, packed: torch.Tensor,
+                   layer_index: int) -> None:
+    """Refuse measured conductances of another shape than ``instances`` × the targets
+    (``packed``, :func:`pack_targets`), or that :func:`check_conductances` refuses (not
+    finite, negative, in siemens)."""
+    expected = (instances, *target_shape(chip, packed))
     if tuple(g.shape) != expected:
         raise ShapeError(f"layer {layer_index}: measured conductances of shape "
                          f"{tuple(g.shape)}; expected {expected} (instances, devices per "
@@ -159,6 +170,73 @@ def check_measured(g: torch.Tensor, expected: tuple[int, ...], layer_index: int)
     check_conductances(g, f"layer {layer_index}", "measured conductances",
                        lambda i: f"index {tuple(int(n) for n in np.unravel_index(i, expected))}"
                                  " (instance, device, output, row)")
+
+
+def devices_per_weight(chip: Chip) -> int:
+    """D: 2 devices per weight (or cell) in a differential pair, 1 single."""
+    return 2 if chip.conductance.pair == "differential" else 1
+
+
+def pack_targets(chip: Chip, g_target: torch.Tensor) -> torch.Tensor:
+    """Target conductances (D, out, rows) µS packed into one value per weight (out, rows).
+
+    A differential pair's targets put one device at g_min (g± = clamp(±w, 0, 1)·(g_max −
+    g_min) + g_min, on the card's levels), so a pair packs into its other device: +g⁺ where
+    g⁻ = g_min, −g⁻ where g⁺ = g_min. :func:`unpack_targets` gives back the same values bit
+    for bit. A single device is kept as it is.
+
+    Raises:
+        StateError: a pair with neither device at g_min (not targets of a weight).
+    """
+    if devices_per_weight(chip) == 1:
+        return g_target[0]
+    g_min = chip.conductance.g_min_uS
+    plus, minus = g_target
+    idle_minus = minus == g_min
+    if not (idle_minus | (plus == g_min)).all():
+        raise StateError(f"target conductances with neither device of a pair at g_min = "
+                         f"{g_min:g} µS cannot be packed; they are not the targets of weights")
+    return torch.where(idle_minus, plus, -minus)
+
+
+def unpack_targets(chip: Chip, packed: torch.Tensor) -> torch.Tensor:
+    """The target conductances (D, out, rows) µS of packed targets (:func:`pack_targets`)."""
+    if devices_per_weight(chip) == 1:
+        return packed.unsqueeze(0)
+    g_min = chip.conductance.g_min_uS
+    minus_side = packed < 0
+    return torch.stack([torch.where(minus_side, g_min, packed),
+                        torch.where(minus_side, -packed, g_min)])
+
+
+def target_shape(chip: Chip, packed: torch.Tensor) -> tuple[int, ...]:
+    """(D, out, rows): the shape of the targets packed in ``packed``."""
+    return (devices_per_weight(chip), *packed.shape)
+
+
+def stored_devices(tile: torch.nn.Module) -> device_model.ProgrammedDevices:
+    """The programmed devices a tile's buffers hold, to age them; the targets are unpacked
+    only when the card's drift reads them (:func:`device_model.drift_reads_targets`)."""
+    targets = (unpack_targets(tile.chip, tile.g_target_packed)
+               if device_model.drift_reads_targets(tile.chip) else torch.empty(0))
+    return device_model.ProgrammedDevices(targets, tile.g_programmed,
+                                          or_none(tile.drift_exponents), or_none(tile.faults),
+                                          tile.read_noise_q)
+
+
+def upgrade_saved_state(state_dict: dict[str, Any], prefix: str) -> None:
+    """Read a tile state saved before targets were packed: its ``g_target`` (D, out, rows)
+    becomes ``g_target_packed`` (the tile's card, in its saved extra state, says how)."""
+    old = state_dict.pop(prefix + "g_target", None)
+    if old is None or prefix + "g_target_packed" in state_dict:
+        return
+    if old.numel():
+        extra = state_dict.get(prefix + "_extra_state")
+        if extra is None:
+            raise StateError(f"{prefix}g_target (saved before targets were packed) needs the "
+                             "tile's card, which the state dict lacks; load the whole tile")
+        old = pack_targets(chip_from_toml(extra["chip"], "saved tile state"), old)
+    state_dict[prefix + "g_target_packed"] = old
 
 
 def or_empty(tensor: torch.Tensor | None) -> torch.Tensor:

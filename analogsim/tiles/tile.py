@@ -2,9 +2,10 @@
 
 :class:`AnalogTile` composes the stages of this package and holds the state as buffers (so it
 moves with ``.to()`` and saves with ``state_dict``): the layout (:mod:`.layout`), converters
-(:mod:`.converters`), per-read noise (:mod:`.noise`), programmed state (:mod:`.programmed`,
-:mod:`.device_model`), coding (:mod:`.coding`), drift compensation (:mod:`.compensation`) and
-the forward (:mod:`.forward`).
+(:mod:`.converters`; the buffer ``input_range`` holds the range :func:`analogsim.calibrate`
+sets for ``dac.input_scaling = "calibrated"``), per-read noise (:mod:`.noise`), programmed
+state (:mod:`.programmed`, :mod:`.device_model`), coding (:mod:`.coding`), drift compensation
+(:mod:`.compensation`) and the forward (:mod:`.forward`).
 
 Two sources of weights:
 
@@ -43,6 +44,9 @@ from analogsim.tiles.programmed import (
     effective_weights,
     or_empty,
     or_none,
+    pack_targets,
+    stored_devices,
+    upgrade_saved_state,
 )
 from analogsim.tiles.streams import GeneratorPool
 
@@ -65,6 +69,32 @@ def batch_layout_error(instances: int, batch: int, folded: bool,
         f"{instances} (analogsim.evaluate does the folding)")
 
 
+def calibrated_input_range(tile: AnalogTile) -> torch.Tensor | None:
+    """The fixed range r (0-d, in the layer's input units) a tile with ``dac.input_scaling =
+    "calibrated"`` divides its inputs by; None for the other input scalings.
+
+    Raises:
+        StateError: the card is calibrated and the tile has no range yet.
+    """
+    if tile.stage.converters.input_scaling != "calibrated":
+        return None
+    if tile.input_range.numel() == 0:
+        raise StateError(
+            f"analog layer #{tile.layer_index} (weight matrix {tile.out_features} × "
+            f"{tile.rows}, card {tile.chip.name!r}) has dac.input_scaling = 'calibrated' but no "
+            "input range: call asim.calibrate(model, data) on calibration inputs first (or "
+            "load a state dict saved after calibrating)")
+    return tile.input_range
+
+
+def default_input_range(state_dict: dict[str, Any], prefix: str) -> None:
+    """Give a whole tile state saved before input ranges existed (it has the tile's extra
+    state but no ``input_range``) an empty range: it loads as not calibrated. A partial state
+    dict without the tile leaves the range as it is."""
+    if prefix + "_extra_state" in state_dict:
+        state_dict.setdefault(prefix + "input_range", torch.empty(0))
+
+
 class AnalogTile(nn.Module):
     """The analog state and MVM of one layer.
 
@@ -80,6 +110,7 @@ class AnalogTile(nn.Module):
     """
 
     instances_folded = False  # K > 1 takes (K·B, ...) inputs: see analogsim.instances_folded
+    digital_forward = False  # exact MVM by the digital weight: see analogsim.calibrate
 
     def __init__(self, chip: Chip, out_features: int, in_channels: int,
                  kernel_elements: int = 1, layer_index: int = 0) -> None:
@@ -88,7 +119,7 @@ class AnalogTile(nn.Module):
         self.in_channels = in_channels
         self.kernel_elements = kernel_elements
         self.layer_index = layer_index
-        for name in STATE_BUFFERS:
+        for name in (*STATE_BUFFERS, "input_range"):  # input_range: empty until calibrated
             self.register_buffer(name, torch.empty(0), persistent=True)
         self.streams = GeneratorPool()
         self.streams.seeded(0, Purpose.FORWARD, layer_index, [0])
@@ -158,7 +189,7 @@ class AnalogTile(nn.Module):
         self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
         self.weight_scale = scale
-        self.g_target = devices.g_target
+        self.g_target_packed = pack_targets(self.chip, devices.g_target)
         self.drift_exponents = or_empty(devices.drift_exponents)
         self.faults = or_empty(devices.faults)
         self.read(devices.g_programmed, 0.0, programmed=True)
@@ -176,9 +207,7 @@ class AnalogTile(nn.Module):
             raise StateError("drift() needs a programmed model: call analogsim.program first")
         generators = self.streams.seeded(int(self.program_seed), Purpose.DRIFT, self.layer_index,
                                          self.instance_ids.tolist(), time_key(t_inference))
-        devices = device_model.ProgrammedDevices(
-            self.g_target, self.g_programmed, or_none(self.drift_exponents),
-            or_none(self.faults), self.read_noise_q)
+        devices = stored_devices(self)
         aged = device_model.age_devices(self.chip, devices, t_inference, generators)
         self.read_noise_q = devices.read_noise_q  # computed once per programmed state
         self.read(aged, t_inference, programmed=False)
@@ -188,7 +217,7 @@ class AnalogTile(nn.Module):
         """Replace the simulated conductances of a programmed tile by measured ones.
 
         Args:
-            g: (K, D, out, rows) µS, one chip per instance, laid out as ``g_target`` (the cells
+            g: (K, D, out, rows) µS, one chip per instance, laid out as the targets (the cells
                 row of a coded tile: (K, D, 1, N)).
             t_inference: seconds after programming at which they were read.
             programmed: the first read after programming: it becomes the programmed state and
@@ -196,7 +225,7 @@ class AnalogTile(nn.Module):
         """
         if not self.is_programmed:
             raise StateError("load_measured() needs a programmed tile (its targets and scales)")
-        check_measured(g, (self.instances, *self.g_target.shape), self.layer_index)
+        check_measured(g, self.chip, self.instances, self.g_target_packed, self.layer_index)
         self.read(g.to(self.g_programmed.dtype), t_inference, programmed=programmed)
 
     def read(self, g: torch.Tensor, t_inference: float, *, programmed: bool) -> None:
@@ -242,7 +271,7 @@ class AnalogTile(nn.Module):
         if not self.coded:
             return coding.uncoded_cost(self.out_features * self.rows, devices)
         return coding.coding_cost(self.stored_coding(), self.chip.coding,
-                                  self.g_target.shape[-1] * devices)
+                                  self.g_target_packed.shape[-1] * devices)
 
     def stored_coding(self) -> coding.CodedWeights:
         """The side information of this programmed coded tile (to decode its reads)."""
@@ -269,7 +298,9 @@ class AnalogTile(nn.Module):
             ops: the layer type's MVM operations.
             bias: added after the ADCs, shaped to broadcast over the output (or None).
         """
-        stage = self.stage
+        if self.digital_forward:
+            return ops.mvm(x, weight.unsqueeze(0), bias)
+        stage, input_range = self.stage, calibrated_input_range(self)
         if self.uses_programmed_state():
             if (not self.instances_folded and self.instances > 1) or x.shape[0] % self.instances:
                 raise batch_layout_error(self.instances, x.shape[0], self.instances_folded,
@@ -277,11 +308,11 @@ class AnalogTile(nn.Module):
             if self.plan is None:
                 self.plan = stage.programmed_plan(self.w_effective, or_none(self.q_effective),
                                                   self.weight_scale, self.compensation_factor)
-            return stage.run(x, self.plan, ops, self.streams[Purpose.FORWARD], bias)
+            return stage.run(x, self.plan, ops, self.streams[Purpose.FORWARD], bias, input_range)
         if stage.exact:
             return ops.mvm(x, weight.unsqueeze(0), bias)
         plan = stage.live_plan(self.chip, weight)
-        return stage.run(x, plan, ops, self.streams[Purpose.FORWARD][:1], bias)
+        return stage.run(x, plan, ops, self.streams[Purpose.FORWARD][:1], bias, input_range)
 
     # ------------------------------------------------------------------------ state
 
@@ -294,7 +325,9 @@ class AnalogTile(nn.Module):
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
-        for name in STATE_BUFFERS:
+        upgrade_saved_state(state_dict, prefix)
+        default_input_range(state_dict, prefix)
+        for name in (*STATE_BUFFERS, "input_range"):
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved))

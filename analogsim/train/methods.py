@@ -36,7 +36,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class StepOutcome:
-    """What one training step reports: loss, correct predictions, ‖∇L‖ of the update."""
+    """What one training step reports: loss (mean per prediction, nats), correct predictions
+    (per sample, or per token for a language model), ‖∇L‖ of the update."""
 
     loss: float
     correct: int
@@ -71,7 +72,7 @@ def _forward_backward(ctx: TrainingContext, x: torch.Tensor, y: torch.Tensor,
 
 def _outcome(ctx: TrainingContext, loss: torch.Tensor, logits: torch.Tensor,
              y: torch.Tensor) -> StepOutcome:
-    return StepOutcome(loss=float(loss), correct=int((logits.argmax(dim=1) == y).sum()),
+    return StepOutcome(loss=float(loss), correct=int((logits.argmax(dim=-1) == y).sum()),
                        gradient_norm=gradient_norm(list(ctx.model.parameters())))
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from analogsim.errors import UsageError
-from analogsim.evaluation import evaluate
+from analogsim.evaluation import Evaluation, evaluate
 from analogsim.tiles import ANALOG_LAYERS, AnalogLayer
 
 NoiseKind = Literal["absolute", "additive_maxabs", "multiplicative", "filterwise_norm"]
@@ -91,6 +91,33 @@ def perturbed(
                 weight.copy_(original)
 
 
+def attack_evaluations(
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    sigma: float,
+    kind: NoiseKind,
+    draws: int,
+    generator: torch.Generator,
+    batch_size: int = 512,
+) -> list[Evaluation]:
+    """Evaluations under a Gaussian weight attack, one full test pass per draw (METHODS.md
+    §1): accuracy, and the cross-entropy behind a language model's perplexity.
+
+    Each draw perturbs a copy of the Conv/Linear weights once (std ``sigma`` scaled as
+    ``kind`` says; S0: absolute), evaluates the whole test set with it, and restores the
+    weights exactly. σ = 0 gives the clean model.
+
+    Returns:
+        One :class:`~analogsim.evaluation.Evaluation` per draw.
+    """
+    weights = perturbable_weights(model)
+    results = []
+    for _ in range(draws):
+        with perturbed(weights, draw_perturbations(weights, sigma, kind, generator)):
+            results.append(evaluate(model, data, batch_size=batch_size))
+    return results
+
+
 def attack_accuracy(
     model: nn.Module,
     data: tuple[torch.Tensor, torch.Tensor],
@@ -100,18 +127,6 @@ def attack_accuracy(
     generator: torch.Generator,
     batch_size: int = 512,
 ) -> list[float]:
-    """Accuracy under a Gaussian weight attack, one full test pass per draw (METHODS.md §1).
-
-    Each draw perturbs a copy of the Conv/Linear weights once (std ``sigma`` scaled as
-    ``kind`` says; S0: absolute), evaluates the whole test set with it, and restores the
-    weights exactly. σ = 0 gives the clean accuracy.
-
-    Returns:
-        The accuracy of each draw (fractions).
-    """
-    weights = perturbable_weights(model)
-    results = []
-    for _ in range(draws):
-        with perturbed(weights, draw_perturbations(weights, sigma, kind, generator)):
-            results.append(evaluate(model, data, batch_size=batch_size).mean)
-    return results
+    """The accuracy (fraction) of each draw of :func:`attack_evaluations`."""
+    return [e.mean for e in attack_evaluations(model, data, sigma, kind, draws, generator,
+                                               batch_size)]

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from analogsim.datasets import DataSplit, batches, random_crop, random_flip
 from analogsim.errors import UsageError
-from analogsim.evaluation import evaluate
+from analogsim.evaluation import evaluate, prediction_cross_entropy
 from analogsim.seeding import Purpose, make_generator
 from analogsim.train.methods import Method, Standard, TrainingContext
 
@@ -77,9 +77,11 @@ class EpochMetrics:
 
     Attributes:
         epoch: the epoch's index, from 0.
-        loss: mean training loss over the epoch's samples (cross-entropy, nats).
-        train_accuracy: fraction of training samples classified right during the epoch.
-        test_accuracy: fraction of the test split classified right after the epoch.
+        loss: mean training loss over the epoch's predictions (cross-entropy, nats; per
+            sample, or per token for a language model).
+        train_accuracy: fraction of training predictions right during the epoch (samples
+            classified, or next tokens for a language model).
+        test_accuracy: fraction of the test split's predictions right after the epoch.
         gradient_norm: mean ‖∇L‖ of the gradients the updates used (dimensionless).
         seconds: wall time of the epoch, evaluation included (s).
     """
@@ -209,7 +211,7 @@ def fit(
                                     UserWarning)
             for _ in range(history.epochs):
                 scheduler.step()
-    ctx = TrainingContext(model=model, loss_fn=nn.functional.cross_entropy,
+    ctx = TrainingContext(model=model, loss_fn=prediction_cross_entropy,
                           optimizer=optimizer, generator=generator,
                           step_index=history.epochs * -(-len(data.x_train) // config.batch_size))
     for epoch in tqdm(range(history.epochs, config.epochs), desc=method.name,
@@ -225,12 +227,12 @@ def fit(
             x = _augment(x, data, config, generator)
             outcome = method.step(ctx, x, y)
             ctx.step_index += 1
-            total_loss += outcome.loss * len(y)
+            total_loss += outcome.loss * y.numel()  # per prediction: sample or token
             correct += outcome.correct
             norms.append(outcome.gradient_norm)
         if scheduler is not None:
             scheduler.step()
-        samples = len(data.y_train)
+        samples = data.y_train.numel()
         test = evaluate(model, (data.x_test, data.y_test), seed=config.seed,
                         unprogrammed="live")  # hardware-aware training: the live weights
         metrics = EpochMetrics(epoch, loss=total_loss / samples,

@@ -4,9 +4,12 @@ The templates (``templates/reproductions.md.in``, ``templates/README.md.in``) ar
 prose; every result on a page comes from a directive that reads a summary
 (``summaries/<name>.json``, written by ``summarize.py``)::
 
-    {{table NAME RUN rows=AXIS columns=AXIS [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
+    {{table NAME RUN rows=AXIS [columns=AXIS] [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
     {{claims NAME}}                                               each claim and its verdict
     {{verdicts CLAIM_ID NAME=LABEL ...}}                          one claim across specs
+    {{across FILE}}                     the claims of across/FILE.toml, judged across summaries
+    {{midpoints RUN NAME=LABEL ...}}    μ of RUN's global fit, one row per spec
+    {{sites NAME RUN}}                  μ of each site of a layer-wise walking-noise run
     {{made NAME}}                                                 wall time, machine, commit
     {{setting NAME KEY.KEY}}                                      a value of the spec
     {{digital NAME RUN}}                                          the digital model's accuracy
@@ -23,10 +26,15 @@ import json
 import re
 import shlex
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from analogsim.claims import Claim, judge, parse_claims
+from analogsim.statistics import t_interval
 from analogsim.units import format_duration
 
 HERE = Path(__file__).resolve().parent
@@ -66,7 +74,9 @@ def axis_label(run: dict[str, Any], axis: str, value: Any) -> str:
 
 def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> str:
     run = summary["runs"][run_name]
-    rows, columns = options.pop("rows"), options.pop("columns")
+    rows, columns = options.pop("rows"), options.pop("columns", None)
+    if columns is None:  # one column: a run over one axis
+        return _one_column(run, rows)
     picked = options.pop("pick", None)  # only these column values, e.g. pick=0.01,0.1
     fixed = dict(options)
     cells: dict[tuple[str, str], dict[str, Any]] = {}
@@ -84,12 +94,83 @@ def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> st
         lines.append(f"| {axis_label(run, rows, r)} | "
                      + " | ".join(interval(cells[(r, c)]) if (r, c) in cells else ""
                                   for c in column_values) + " |")
-    details = Counter(p["detail"] for p in cells.values())
-    notes = {p["note"] for p in cells.values() if p["note"]}
-    caption = (f"Accuracy %, mean [95 % CI] over {next(iter(cells.values()))['unit']} "
-               f"(n = {details.most_common(1)[0][0]})" + "".join(f"; {n}" for n in sorted(notes))
-               + ".")
-    return "\n".join(lines) + "\n\n" + caption
+    return "\n".join(lines) + "\n\n" + _caption(list(cells.values()))
+
+
+def _one_column(run: dict[str, Any], rows: str) -> str:
+    lines = [f"| {rows} | accuracy % |", "|---|---|"]
+    lines += [f"| {axis_label(run, rows, p['at'][0])} | {interval(p)} |" for p in run["points"]]
+    return "\n".join(lines) + "\n\n" + _caption(run["points"])
+
+
+def _caption(points: list[dict[str, Any]]) -> str:
+    details = Counter(p["detail"] for p in points)
+    notes = {p["note"] for p in points if p["note"]}
+    return (f"Accuracy %, mean [95 % CI] over {points[0]['unit']} "
+            f"(n = {details.most_common(1)[0][0]})" + "".join(f"; {n}" for n in sorted(notes))
+            + ".")
+
+
+def mu_fitted(site: dict[str, Any]) -> str:
+    """μ of the fit to the seeds' mean curve ± its 1 s.d. fit error."""
+    return "no fit" if site["mu"] is None else f"{site['mu']:.3g} ± {site['mu_error']:.2g}"
+
+
+def mu_over_seeds(site: dict[str, Any]) -> str:
+    """The mean and 95 % CI of the μ fitted to each seed alone (— with fewer than 2)."""
+    per_seed = [v for v in site["mu_per_seed"] or [] if v is not None]
+    if len(per_seed) < 2:
+        return "—"
+    mean, low, high, _ = t_interval(per_seed)
+    return f"{mean:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def midpoints(run_name: str, specs: list[tuple[str, str]],
+              summaries: dict[str, dict[str, Any]]) -> str:
+    """A row per spec: μ of the global fit and μ over seeds."""
+    lines = ["| setting | μ (fit of the mean ± 1 s.d.) | μ over seeds, mean [95 % CI] |",
+             "|---|---|---|"]
+    for name, label in specs:
+        site = summaries[name]["midpoints"][run_name]["sites"]["global"]
+        seeds = len(site["mu_per_seed"] or [None])
+        lines.append(f"| {label} ({seeds} seeds) | {mu_fitted(site)} | {mu_over_seeds(site)} |")
+    return "\n".join(lines)
+
+
+def sites(summary: dict[str, Any], run_name: str) -> str:
+    """A row per noise site of a layer-wise run: μ of the fit and over seeds."""
+    fits = summary["midpoints"][run_name]
+    lines = ["| site | μ (fit of the mean ± 1 s.d.) | μ over seeds, mean [95 % CI] |",
+             "|---|---|---|"]
+    for label, site in fits["sites"].items():
+        lines.append(f"| {label} | {mu_fitted(site)} | {mu_over_seeds(site)} |")
+    return "\n".join(lines)
+
+
+def across(file: str, summaries: dict[str, dict[str, Any]], folder: Path = HERE / "across"
+           ) -> str:
+    """The claims of ``across/FILE.toml``, each judged on the per-seed μ of two summaries."""
+    source = folder / f"{file}.toml"
+    lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
+    for claim in parse_claims(tomllib.loads(source.read_text(encoding="utf-8"))["claims"],
+                              str(source)):
+        verdict = judge(claim, [_per_seed_mu(q, summaries, claim) for q in claim.quantities],
+                        paired=False)
+        lines.append(f"| {claim.claim} | {claim.paper} | {verdict.ours} | {verdict.verdict} |")
+    return "\n".join(lines)
+
+
+def _per_seed_mu(quantity: dict[str, Any], summaries: dict[str, dict[str, Any]],
+                 claim: Claim) -> tuple[np.ndarray, str]:
+    """The μ of one site fitted to each seed of a summarised walking-noise run."""
+    if "summary" not in quantity:
+        return np.array([float(quantity["value"])]), "{:.3g}"
+    name = quantity["summary"]
+    if name not in summaries:
+        raise KeyError(f"claim {claim.id!r} names {name!r}, which has no summary")
+    per_seed = summaries[name]["midpoints"][quantity["run"]]["sites"][quantity["site"]][
+        "mu_per_seed"]
+    return np.array([np.nan if v is None else v for v in per_seed], float), "{:.3g}"
 
 
 def claims(summary: dict[str, Any]) -> str:
@@ -148,6 +229,11 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
         verb, name, *rest = shlex.split(match.group(1))
         if verb == "total":
             return total(summaries)
+        if verb == "across":
+            return across(name, summaries)
+        if verb == "midpoints":  # name is the run; the specs follow as NAME=LABEL
+            specs = [tuple(pair.split("=", 1)) for pair in rest]
+            return midpoints(name, specs, summaries)
         if verb == "verdicts":  # name is the claim's id; the specs follow as NAME=LABEL
             specs = [tuple(pair.split("=", 1)) for pair in rest]
             missing = [spec for spec, _ in specs if spec not in summaries]
@@ -169,6 +255,8 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
             return setting(summary, rest[0])
         if verb == "digital":
             return digital(summary, rest[0])
+        if verb == "sites":
+            return sites(summary, rest[0])
         raise ValueError(f"unknown directive {verb!r} in {match.group(0)}")
 
     return DIRECTIVE.sub(expand, template)
