@@ -256,7 +256,10 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 
 def to_digital(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every analog layer back as its digital layer (same weights;
-    weights shared between layers stay shared)."""
+    weights shared between layers stay shared). A model that is itself one analog layer or
+    composite module comes back as its digital module."""
+    if is_analog(model):
+        return copy.deepcopy(model).to_digital()
     digital = copy.deepcopy(model)
     replacements: dict[int, nn.Module] = {}
     inside_composite: set[int] = set()

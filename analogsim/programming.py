@@ -1,4 +1,10 @@
-"""The chip-instance verbs: ``program`` a converted model, ``drift`` it to a time."""
+"""The chip-instance verbs: ``program`` a converted model, ``drift`` it to a time.
+
+Both work one analog layer at a time, and inside a layer on blocks of chip instances
+(:func:`analogsim.tiles.device_model.instance_blocks`): nothing is gathered over the model,
+and a layer's temporaries are freed before the next layer starts, so memory stays within one
+layer's working set of the programmed state (measured per card in ``docs/memory.md``).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1,
 
     Before drawing anything, the programmed state of the K instances is estimated
     (:func:`analogsim.memory.estimate_memory`) and refused when it exceeds ``max_memory`` or,
-    without it, the memory the machine has available.
+    without it, the memory the machine has available. Layers are programmed one after another.
 
     Args:
         model: a converted model.
@@ -80,7 +86,10 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1,
 
 
 def _global_coding_reference(layers: list) -> coding.CodingReference | None:
-    """m and T over every layer whose card codes weights with ``coding.scope = "global"``."""
+    """m and T over every layer whose card codes weights with ``coding.scope = "global"``.
+
+    The one model-wide temporary of ``program``: T is a quantile of |w| over those layers, so
+    their magnitudes are gathered once (4 bytes per weight of the coded layers)."""
     scoped = [layer for layer in layers if layer.tile.chip.coding.scope == "global"]
     if not scoped:
         return None
@@ -102,7 +111,7 @@ def drift(model: nn.Module, t_seconds: float) -> nn.Module:
     """Age every programmed instance to ``t_seconds`` after programming, in place.
 
     Each call starts again from the programmed state (drift does not accumulate over calls);
-    the same time gives the same conductances.
+    the same time gives the same conductances. Layers are aged one after another.
     """
     if not is_valid_time(t_seconds):
         raise UsageError(f"The 't_seconds' of drift must be {TIME_RANGE}; got {t_seconds!r}.")

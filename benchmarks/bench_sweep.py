@@ -22,8 +22,8 @@ by side: they are not bit-identical (the random streams differ) but must agree w
 AGREEMENT_PP = 2 percentage points, which shows the floor does the engine's work.
 Target: engine ≤ 1.5× the floor.
 
-Run: ``python benchmarks/bench_sweep.py`` (about 15 s); ``--profile 25`` adds cProfile's top
-25 functions of one engine sweep.
+Writes ``benchmarks/results/bench_sweep.json``. Run: ``python benchmarks/bench_sweep.py`` (about
+15 s); ``--profile 25`` adds cProfile's top 25 functions of one engine sweep.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ import argparse
 import cProfile
 import os
 import pstats
+import sys
+import time
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,6 +50,9 @@ from analogsim.experiments.card_grid import CardAxis
 from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
 from analogsim.physics import pcm, periphery, programming
 from analogsim.train.reference import trained_digits_mlp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance_page import run_mode, write_results
 
 CARD = "pcm"
 INSTANCES = 20
@@ -287,6 +293,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also print cProfile's top N functions of one engine sweep")
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `analogsim run` does, for both sides
@@ -311,6 +318,15 @@ def main() -> None:
     print(f"{'largest |engine - floor| mean accuracy':<40} {largest:7.2f} pp  tolerance "
           f"{AGREEMENT_PP:g} pp  {'agree' if largest <= AGREEMENT_PP else 'DISAGREE'}")
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    path = write_results("bench_sweep", {
+        "engine_s": times["engine"], "floor_s": times["floor"], "engine_over_floor": ratio,
+        "target": TARGET, "met": ratio <= TARGET, "largest_difference_pp": largest,
+        "agreement_pp": AGREEMENT_PP, "agree": largest <= AGREEMENT_PP,
+        "digital_accuracy": digital, "epochs": args.epochs, "instances": INSTANCES,
+        "drift_times_s": list(DRIFT_TIMES_S), "read_noise_scales": list(READ_NOISE_SCALES),
+        "test_samples": len(test[0]), "repeats": args.repeats},
+        mode=run_mode(parser, args), started=started)
+    print(f"wrote {path}")
     if args.profile:
         print_profile(model, test, args.profile)
 

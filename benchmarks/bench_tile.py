@@ -13,13 +13,18 @@ Everything is measured side by side in this one process and printed as ratios:
   the same ≤ 1.2×;
 - K = 16 instances in one call vs 16 sequential K = 1 calls (per-instance cost).
 
-Run: ``python benchmarks/bench_tile.py`` (eval mode, K = 1, no autograd).
+Writes ``benchmarks/results/bench_tile.json``. Run: ``python benchmarks/bench_tile.py`` (eval
+mode, K = 1, no autograd; ``--threads 1`` is steadier on a machine other processes load).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 import timeit
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +34,14 @@ import analogsim as asim
 from analogsim.allocator import keep_freed_memory
 from analogsim.physics.periphery import quantisation_step
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance_page import run_mode, write_results
+
 #: Every coding part at once (S3's full protection), for the coded-tile column.
 FULL_CODING = "sign+adaptive_mapping+redundancy"
+#: Targets: analog with no per-forward noise / digital layer, by case; pcm (and coded) / floor.
+QUIET_TARGETS = {"Linear": 1.3, "Conv2d": 1.5}
+FLOOR_TARGET = 1.2
 
 
 def best_time(fn, repeats: int, number: int) -> float:
@@ -58,8 +69,8 @@ def programmed_layer(digital: nn.Module, chip, instances: int = 1) -> nn.Module:
     return analog.eval()
 
 
-def bench_case(name, digital, x, mvm, dims, repeats, number):
-    """One row: times of the digital layer, the floor and the analog layer; their ratios."""
+def bench_case(name, digital, x, mvm, dims, repeats, number) -> dict[str, Any]:
+    """One row: times (s) of the digital layer, the floor and the analog layers; their ratios."""
     chip = asim.load_chip("pcm")
     quiet_chip = asim.load_chip("pcm", output_noise_std=0.0)  # per-read noise is 0 in pcm too
     analog = programmed_layer(digital, chip)
@@ -76,16 +87,30 @@ def bench_case(name, digital, x, mvm, dims, repeats, number):
                             number)
         t_coded = best_time(lambda: coded(x), repeats, number)
         t_k16 = best_time(lambda: batch16(x16), max(2, repeats // 2), max(1, number // 4))
+    kind = type(digital).__name__
+    row = {"label": name, "digital_s": t_digital, "quiet_s": t_quiet, "floor_s": t_floor,
+           "pcm_s": t_analog, "coded_s": t_coded, "k16_s": t_k16,
+           "quiet_over_digital": t_quiet / t_digital, "quiet_target": QUIET_TARGETS[kind],
+           "pcm_over_floor": t_analog / t_floor, "coded_over_floor": t_coded / t_floor,
+           "floor_target": FLOOR_TARGET, "k16_over_16_k1": t_k16 / (16 * t_analog)}
+    row["met"] = (row["quiet_over_digital"] <= row["quiet_target"]
+                  and max(row["pcm_over_floor"], row["coded_over_floor"]) <= FLOOR_TARGET)
     print(f"{name:<32} {1e3 * t_digital:8.3f} {1e3 * t_quiet:8.3f} {1e3 * t_floor:8.3f} "
           f"{1e3 * t_analog:8.3f} {t_quiet / t_digital:12.2f}x {t_analog / t_floor:10.2f}x "
           f"{t_coded / t_floor:10.2f}x {t_k16 / (16 * t_analog):10.2f}x")
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--number", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    started = time.perf_counter()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     # Freed memory kept, as `analogsim run` does: otherwise whether a fresh activation
     # page-faults depends on what this process allocated before (a conv alone measured 7.9 ms
     # here, and 2.6 ms after a large Linear had raised glibc's mmap threshold).
@@ -98,14 +123,18 @@ def main() -> None:
     print(f"{'case':<32} {'digital':>8} {'no noise':>8} {'floor':>8} {'pcm':>8} "
           f"{'nonoise/dig':>13} {'pcm/floor':>11} {'coded/floor':>11} {'K16/16xK1':>11}")
     linear = nn.Linear(512, 512)
-    bench_case("Linear 512x512, batch 256", linear, torch.randn(256, 512),
-               lambda x, w: F.linear(x, w), (-1,), args.repeats, args.number)
+    rows = [bench_case("Linear 512×512, batch 256", linear, torch.randn(256, 512),
+                       lambda x, w: F.linear(x, w), (-1,), args.repeats, args.number)]
     conv = nn.Conv2d(16, 32, 3, padding=1)
-    bench_case("Conv2d 16->32 3x3, 64x16x32x32", conv, torch.randn(64, 16, 32, 32),
-               lambda x, w: F.conv2d(x, w, padding=1), (1, 2, 3), args.repeats,
-               max(1, args.number // 4))
-    print("targets: no noise vs digital <= 1.3x (Linear), <= 1.5x (Conv2d); pcm and coded pcm "
-          "vs floor <= 1.2x")
+    rows.append(bench_case("Conv2d 16→32 3×3, 64×16×32×32", conv, torch.randn(64, 16, 32, 32),
+                           lambda x, w: F.conv2d(x, w, padding=1), (1, 2, 3), args.repeats,
+                           max(1, args.number // 4)))
+    print(f"targets: no noise vs digital <= {QUIET_TARGETS['Linear']}x (Linear), <= "
+          f"{QUIET_TARGETS['Conv2d']}x (Conv2d); pcm and coded pcm vs floor <= {FLOOR_TARGET}x")
+    path = write_results("bench_tile", {"cases": rows, "repeats": args.repeats,
+                                        "number": args.number},
+                         mode=run_mode(parser, args), started=started)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """GPT-2 small on ``pcm`` tiles against the digital model and a plain-torch floor (issue 18).
 
-The model: ``transformers.GPT2LMHeadModel`` built from ``GPT2Config()``'s defaults (124 M
-weights, 12 blocks of width 768) with random weights, eval mode, attention through torch's
-``scaled_dot_product_attention`` (``attn_implementation="sdpa"``, what transformers picks by
-default), batch 4 × 128 random tokens, no KV cache. ``asim.convert(model, "pcm",
-inplace=True)`` puts its 48 ``Conv1D`` layers (85 M weights) on tiles; the ``lm_head``, tied to
-the token embedding, stays digital. ``asim.program(model, seed=0)`` (K = 1) and
-``asim.drift(model, 3600)``: every default of the card is on (7-bit DAC with abs-max scaling,
-9-bit ADC, output noise, programming noise, drift, 1/f read noise, global drift compensation).
+The model: ``transformers.GPT2LMHeadModel`` from ``GPT2Config()``'s defaults (124 M weights)
+with random weights, eval mode, attention by torch's ``scaled_dot_product_attention``
+(``attn_implementation="sdpa"``, transformers' default), batch 4 × 128 random tokens, no cache.
+``asim.convert(model, "pcm", inplace=True)`` puts its 48 ``Conv1D`` layers (85 M weights) on
+tiles; the ``lm_head``, tied to the token embedding, stays digital. ``asim.program(model,
+seed=0)`` (K = 1) and ``asim.drift(model, 3600)``: every default of the card is on (7-bit DAC
+with abs-max scaling, 9-bit ADC, output noise, programming noise, drift, 1/f read noise, global
+drift compensation).
 
-Side by side in one process, taking turns in every repetition (a burst of load from other
-processes hits all three), median of ``--repeats`` forwards each after one warm-up:
+Side by side in one process, taking turns in every repetition, median of ``--repeats`` forwards
+each after one warm-up:
 
 - digital: the model with its original ``Conv1D`` modules put back (they hold the same weight
   tensors as the analog layers, so nothing is copied);
@@ -23,25 +23,30 @@ processes hits all three), median of ``--repeats`` forwards each after one warm-
   lm_head) is the model's own. Target: pcm ≤ 1.1× the floor.
 - pcm: the converted model.
 
-The floor's arithmetic is checked against the tiles': with each floor layer drawing from a copy
-of its tile's noise stream, the logits of the two agree to float32 rounding (printed).
+The floor is checked against the tiles: each floor layer, run on its tile's input from a pcm
+forward with a copy of the tile's noise stream, gives the tile's output to float32 rounding.
 
-Memory: a fresh subprocess builds the digital model, returns freed heap memory to the system
-(``malloc_trim``), takes its resident set as the baseline and resets the kernel's peak
-(``/proc/self/clear_refs``, Linux ≥ 4.0), then runs convert + program + drift; the peak
-(``VmHWM``) minus the baseline is the memory they needed. Target: ≤ 3× the digital model's
-parameter bytes. The subprocess also times convert, program and drift, and sums the tiles'
+Memory, in a fresh subprocess per thread count (``--memory-threads``): build the digital
+model, trim the heap (``malloc_trim``), take the resident set as the baseline, and before each
+of convert, program and drift reset the kernel's peak (``/proc/self/clear_refs``, Linux ≥ 4.0);
+the largest peak (``VmHWM``) minus the baseline is the memory they needed. Target: ≤ 3× the
+digital model's parameter bytes. The subprocess also times the three verbs and sums the tiles'
 buffers by name.
 
+One torch thread by default: on a shared machine under load, each operator split over two
+OpenMP threads waits for a core another process holds, so with two threads the times count
+operator launches rather than work. ``--threads 2`` on an idle machine.
+
 Writes ``benchmarks/results/bench_transformer.json``. Run: ``python
-benchmarks/bench_transformer.py`` (about 10 minutes on 2 loaded cores; ``--repeats``,
-``--threads``, ``--profile N`` for torch.profiler's top N operators of each forward).
+benchmarks/bench_transformer.py`` (about 5 minutes); ``--profile N`` keeps torch.profiler's
+top N operators of a pcm and a floor forward.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
 import json
 import statistics
@@ -66,7 +71,7 @@ from analogsim.seeding import Purpose
 from analogsim.tiles.hf_layers import AnalogHFConv1D
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from performance_page import write_results
+from performance_page import run_mode, write_results
 
 CARD = "pcm"
 ATTENTION = "sdpa"
@@ -83,11 +88,6 @@ def build_gpt2() -> transformers.GPT2LMHeadModel:
     torch.manual_seed(SEED)
     config = transformers.GPT2Config(attn_implementation=ATTENTION)
     return transformers.GPT2LMHeadModel(config).eval()
-
-
-def parameter_bytes(model: nn.Module) -> int:
-    """Bytes of the model's parameters, each tensor once (the tied lm_head is the embedding)."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 class FloorConv1D(nn.Module):
@@ -148,19 +148,31 @@ def forward(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def floor_agreement(model: nn.Module, variants: dict[str, dict[str, nn.Module]],
-                    tokens: torch.Tensor) -> dict[str, float]:
-    """Logits of pcm and floor with each floor layer drawing from a copy of its tile's stream:
-    max |difference| and the logits' std."""
-    tiles = {name: layer.tile for name, layer in variants["pcm"].items()}
-    for name, floor in variants["floor"].items():
-        floor.generator.set_state(tiles[name].streams[Purpose.FORWARD][0].get_state())
+                    tokens: torch.Tensor) -> float:
+    """Largest |floor − tile| output over the layers of one pcm forward, as a fraction of the
+    layer's max |output|: each floor layer runs on its tile's input with a copy of the tile's
+    noise stream."""
+    worst, states = 0.0, {}
+
+    def before(name: str, layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        states[name] = layer.tile.streams[Purpose.FORWARD][0].get_state()
+
+    def after(name: str, layer: nn.Module, args: tuple[torch.Tensor, ...],
+              output: torch.Tensor) -> None:
+        nonlocal worst
+        floor = variants["floor"][name]
+        floor.generator.set_state(states[name])
+        worst = max(worst, float((floor(args[0]) - output).abs().max() / output.abs().max()))
+
+    handles = [hook for name, layer in variants["pcm"].items() for hook in (
+        layer.register_forward_pre_hook(functools.partial(before, name)),
+        layer.register_forward_hook(functools.partial(after, name)))]
     with torch.inference_mode():
         swap(model, variants["pcm"])
-        analog = forward(model, tokens)
-        swap(model, variants["floor"])
-        plain = forward(model, tokens)
-    return {"max_abs_difference": float((analog - plain).abs().max()),
-            "logit_std": float(analog.std())}
+        forward(model, tokens)
+    for handle in handles:
+        handle.remove()
+    return worst
 
 
 def time_forwards(model: nn.Module, variants: dict[str, dict[str, nn.Module]],
@@ -215,55 +227,88 @@ def status_bytes(field: str) -> int:
 
 
 def tile_state_bytes(model: nn.Module) -> dict[str, int]:
-    """Bytes the analog layers' tiles hold, summed over tiles per buffer (and the 1/f read
-    noise cache ``read_noise_q`` and the forward plan's matrices, where present)."""
+    """Bytes the tiles hold, summed per buffer, with the 1/f read-noise cache
+    (``read_noise_q``) and the forward plan's matrices (``plan``) where present."""
     totals: dict[str, int] = {}
     for _, layer in analog_layers(model):
         tile = layer.tile
-        held = dict(tile.named_buffers(recurse=False))
-        if tile.read_noise_q is not None:
-            held["read_noise_q"] = tile.read_noise_q
-        for name, tensor in held.items():
-            totals[name] = totals.get(name, 0) + tensor.numel() * tensor.element_size()
-        if tile.plan is not None:
-            totals["plan"] = totals.get("plan", 0) + sum(
-                m.numel() * m.element_size() for m in tile.plan.matrices)
-    return {name: size for name, size in sorted(totals.items()) if size}
+        held = [*tile.named_buffers(recurse=False), ("read_noise_q", tile.read_noise_q),
+                *[("plan", m) for m in (tile.plan.matrices if tile.plan else [])]]
+        for name, tensor in held:
+            if tensor is not None and tensor.numel():
+                totals[name] = totals.get(name, 0) + tensor.numel() * tensor.element_size()
+    return dict(sorted(totals.items()))
+
+
+def trim_heap() -> None:
+    """Collect garbage and return the heap's free memory to the system (glibc)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def measure_programming() -> dict[str, Any]:
-    """In this (fresh) process: peak memory and times of convert + program + drift."""
+    """In this (fresh) process: peak memory and times of convert + program + drift.
+
+    The peak is reset before each verb, so each verb's own peak is known too; all are bytes
+    above the resident set before convert.
+    """
     model = build_gpt2()
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim_heap()
     baseline = status_bytes("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    times = {}
-    started = time.perf_counter()
+    verbs = {
+        "convert": lambda: asim.convert(model, CARD, inplace=True),
+        "program": lambda: asim.program(model, seed=SEED),
+        "drift": lambda: asim.drift(model, DRIFT_S),
+    }
+    times, peaks = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DigitalRemainderWarning)
-        asim.convert(model, CARD, inplace=True)
-    times["convert_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    asim.program(model, seed=SEED)
-    times["program_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    asim.drift(model, DRIFT_S)
-    times["drift_s"] = time.perf_counter() - started
-    peak = status_bytes("VmHWM")
+        for verb, run in verbs.items():
+            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            started = time.perf_counter()
+            run()
+            times[f"{verb}_s"] = time.perf_counter() - started
+            peaks[verb] = status_bytes("VmHWM") - baseline
+    after = status_bytes("VmRSS") - baseline
+    trim_heap()
     weights = sum(layer.weight.numel() for _, layer in analog_layers(model))
-    return {"method": "VmHWM after convert + program + drift minus VmRSS before (peak reset "
-                      "through /proc/self/clear_refs, freed heap trimmed first), default malloc",
-            "baseline_bytes": baseline, "peak_bytes": peak, "growth_bytes": peak - baseline,
-            "parameter_bytes": parameter_bytes(model), "analog_weights": weights,
+    return {"method": "VmHWM minus VmRSS before convert (the kernel's peak reset through "
+                      "/proc/self/clear_refs before each verb, the heap trimmed before the "
+                      "baseline), default malloc settings",
+            "baseline_bytes": baseline, "growth_bytes": max(peaks.values()),
+            "peak_by_verb_bytes": peaks, "resident_after_bytes": after,
+            "resident_after_trim_bytes": status_bytes("VmRSS") - baseline,
+            # each parameter once: the tied lm_head is the token embedding
+            "parameter_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
+            "analog_weights": weights,
             "state_bytes": tile_state_bytes(model), **times}
 
 
 def memory_in_subprocess(threads: int) -> dict[str, Any]:
-    """:func:`measure_programming` in a fresh Python process."""
+    """:func:`measure_programming` in a fresh Python process with ``threads`` torch threads."""
     done = subprocess.run([sys.executable, __file__, "--memory-child", "--threads", str(threads)],
                           capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"threads": threads, **found,
+            "growth_over_parameters": found["growth_bytes"] / found["parameter_bytes"]}
+
+
+def memory_figures(runs: list[dict[str, Any]], after_forward: dict[str, int]) -> dict[str, Any]:
+    """Every run, the worst one against the target, and the tiles' state per buffer after
+    drift and after the first forward (which builds the forward plan)."""
+    worst = max(runs, key=lambda run: run["growth_bytes"])
+    after_drift, weights = worst["state_bytes"], worst["analog_weights"]
+    names = [*sorted(set(after_drift) | set(after_forward)), "all"]
+    after_drift["all"], after_forward["all"] = (sum(after_drift.values()),
+                                                sum(after_forward.values()))
+    state = [{"buffer": name, "after_drift_bytes": after_drift.get(name, 0),
+              "after_forward_bytes": after_forward.get(name, 0),
+              "per_weight_bytes": after_forward.get(name, 0) / weights} for name in names]
+    return {"runs": runs, "method": worst["method"], "parameter_bytes": worst["parameter_bytes"],
+            "growth_bytes": worst["growth_bytes"],
+            "growth_over_parameters": worst["growth_over_parameters"],
+            "target": MEMORY_TARGET, "met": worst["growth_over_parameters"] <= MEMORY_TARGET,
+            "state": state}
 
 
 # ------------------------------------------------------------------------ main
@@ -271,11 +316,13 @@ def memory_in_subprocess(threads: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed forwards of each")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=7, help="timed forwards of each")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: see the module docstring)")
+    parser.add_argument("--memory-threads", type=int, nargs="+", default=[1, 2],
+                        help="torch threads of each memory subprocess")
     parser.add_argument("--profile", type=int, default=12, metavar="N",
-                        help="torch.profiler's top N operators of a pcm and a floor forward "
-                             "(0: none)")
+                        help="torch.profiler's top N operators of each forward (0: none)")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -283,7 +330,7 @@ def main() -> None:
         print(json.dumps(measure_programming()))
         return
     started = time.perf_counter()
-    memory = memory_in_subprocess(args.threads)
+    memory_runs = [memory_in_subprocess(threads) for threads in args.memory_threads]
     keep_freed_memory()  # as `analogsim run` does, for every variant alike
     model = build_gpt2()
     digital = {name: module for name, module in model.named_modules()
@@ -293,6 +340,7 @@ def main() -> None:
         asim.convert(model, CARD, inplace=True)
     asim.program(model, seed=SEED)
     asim.drift(model, DRIFT_S)
+    model.eval()  # the new analog layers start in training mode, on their live weights
     analog = dict(analog_layers(model))
     variants = {"digital": digital, "floor": {n: FloorConv1D(m) for n, m in analog.items()},
                 "pcm": analog}
@@ -304,11 +352,9 @@ def main() -> None:
     paired = [a / f for a, f in zip(times["pcm"], times["floor"], strict=True)]
     profile = profile_forwards(model, variants, tokens, args.profile) if args.profile else []
     swap(model, analog)
-
     figures = {
         "model": {"parameters": sum(p.numel() for p in model.parameters()),
-                  "parameter_bytes": memory["parameter_bytes"],
-                  "analog_layers": len(analog), "analog_weights": memory["analog_weights"],
+                  "analog_layers": len(analog), "analog_weights": memory_runs[0]["analog_weights"],
                   "batch": BATCH, "tokens": TOKENS, "attention": ATTENTION, "card": CARD,
                   "drift_s": DRIFT_S},
         "forward": {"repeats": args.repeats, "times_s": times,
@@ -318,55 +364,38 @@ def main() -> None:
                                  for label in VARIANTS],
                     "pcm_over_floor": median["pcm"] / median["floor"],
                     "pcm_over_digital": median["pcm"] / median["digital"],
-                    "floor_over_digital": median["floor"] / median["digital"],
                     "paired_pcm_over_floor_min": min(paired),
                     "paired_pcm_over_floor_max": max(paired),
-                    "target": FLOOR_TARGET,
-                    "met": median["pcm"] / median["floor"] <= FLOOR_TARGET},
-        "agreement": {**agreement,
-                      "relative": agreement["max_abs_difference"] / agreement["logit_std"]},
-        "memory": {**memory, "growth_over_parameters":
-                   memory["growth_bytes"] / memory["parameter_bytes"],
-                   "target": MEMORY_TARGET,
-                   "met": memory["growth_bytes"] / memory["parameter_bytes"] <= MEMORY_TARGET},
+                    "target": FLOOR_TARGET, "met": median["pcm"] / median["floor"] <= FLOOR_TARGET},
+        "agreement": agreement,
+        "memory": memory_figures(memory_runs, tile_state_bytes(model)),
         "profile": profile,
     }
     report(figures)
-    path = write_results("bench_transformer", figures, mode="full", started=started)
+    path = write_results("bench_transformer", figures, mode=run_mode(parser, args),
+                         started=started)
     print(f"wrote {path}")
 
 
 def report(figures: dict[str, Any]) -> None:
-    """Print the measured figures."""
-    m, fw, mem = figures["model"], figures["forward"], figures["memory"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; GPT-2 small "
-          f"({m['parameters']:,} parameters, {m['analog_layers']} analog layers, "
-          f"{m['analog_weights']:,} analog weights), batch {m['batch']} x {m['tokens']} tokens, "
-          f"{m['attention']} attention, card {m['card']} after drift to {m['drift_s']:g} s")
-    print(f"forward, median of {fw['repeats']} (s):")
+    """Print the headline figures (the JSON has them all)."""
+    fw, mem = figures["forward"], figures["memory"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; GPT-2 small on "
+          f"{CARD}, batch {BATCH} x {TOKENS} tokens; forward, median of {fw['repeats']}:")
     for row in fw["variants"]:
-        print(f"  {row['label']:<8} {row['median_s']:8.3f}   / floor {row['over_floor']:5.2f}x"
-              f"   / digital {row['over_digital']:5.2f}x")
-    verdict = "met" if fw["met"] else "NOT met"
-    print(f"pcm / floor {fw['pcm_over_floor']:.2f}x (target <= {FLOOR_TARGET:g}x: {verdict}; "
-          f"per repetition {fw['paired_pcm_over_floor_min']:.2f}-"
-          f"{fw['paired_pcm_over_floor_max']:.2f}x); pcm / digital {fw['pcm_over_digital']:.2f}x")
-    a = figures["agreement"]
-    print(f"floor vs pcm on shared noise streams: max |logit difference| "
-          f"{a['max_abs_difference']:.3g} (logit std {a['logit_std']:.3g})")
-    print(f"convert {mem['convert_s']:.1f} s, program {mem['program_s']:.1f} s, drift "
-          f"{mem['drift_s']:.1f} s")
-    verdict = "met" if mem["met"] else "NOT met"
-    print(f"peak memory of convert + program + drift: {mem['growth_bytes'] / 2**20:,.0f} MiB = "
-          f"{mem['growth_over_parameters']:.2f}x the parameters' {mem['parameter_bytes'] / 2**20:,.0f}"
-          f" MiB (target <= {MEMORY_TARGET:g}x: {verdict})")
-    print("tile state after drift (MiB): " + ", ".join(
-        f"{name} {size / 2**20:,.0f}" for name, size in mem["state_bytes"].items()))
-    if figures["profile"]:
-        print(f"{'operator':<28} {'pcm ms':>9} {'calls':>6} {'floor ms':>9} {'calls':>6}")
-        for row in figures["profile"]:
-            print(f"{row['operator']:<28} {row['pcm_ms']:9.1f} {row['pcm_calls']:6d} "
-                  f"{row['floor_ms']:9.1f} {row['floor_calls']:6d}")
+        print(f"  {row['label']:<8} {row['median_s']:7.3f} s  / floor {row['over_floor']:5.2f}x"
+              f"  / digital {row['over_digital']:5.2f}x")
+    print(f"pcm / floor {fw['pcm_over_floor']:.2f}x (per repetition "
+          f"{fw['paired_pcm_over_floor_min']:.2f}-{fw['paired_pcm_over_floor_max']:.2f}x), target"
+          f" <= {fw['target']:g}x: {'met' if fw['met'] else 'NOT met'}; floor vs tile per layer:"
+          f" largest difference {figures['agreement']:.2g} of max |output|")
+    for run in mem["runs"]:
+        print(f"memory, {run['threads']} thread(s): peak {run['growth_bytes'] / 2**20:,.0f} MiB "
+              f"= {run['growth_over_parameters']:.2f}x the parameters (target <= "
+              f"{mem['target']:g}x); convert {run['convert_s']:.1f} s, program "
+              f"{run['program_s']:.1f} s, drift {run['drift_s']:.1f} s")
+    print("tile state after the first forward, bytes per analog weight: " + ", ".join(
+        f"{row['buffer']} {row['per_weight_bytes']:.2f}" for row in mem["state"]))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ TIMES_S = {"1 h": 3600.0, "1 day": 86400.0, "1 year": YEAR_S}
 SIDE = 1024  # the per-weight layer: Linear(SIDE, SIDE)
 STACK = (5, 2048)  # the peak model: STACK[0] × Linear(STACK[1], STACK[1])
 MMAP_THRESHOLD = 65536  # bytes; MALLOC_MMAP_THRESHOLD_ of the peak processes
+PRECISION_LAYER = (512, 512)  # in, out of the layer the exponent precision is measured on
+PRECISION_INSTANCES = 8
+ACCURACY_CHIPS = 20  # chip instances of each digits MLP
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -149,7 +152,7 @@ def peak(card: str) -> dict[str, Any]:
     asim.drift(model, YEAR_S)
     drifted = _status()
     return {"parameter_bytes": parameter_bytes,
-            "weights": sum(m.weight.numel() for m in model),
+            "weights": sum(m.weight.numel() for m in model), "largest_layer": width * width,
             "state_bytes": sum(tile_bytes(model).values()),
             "program_peak": programmed["VmHWM"] - base, "programmed": programmed["VmRSS"] - base,
             "drift_peak": drifted["VmHWM"] - base, "drifted": drifted["VmRSS"] - base}
@@ -163,15 +166,15 @@ def peak_in_subprocess(card: str) -> dict[str, Any]:
 
 
 def _drifted_weights(chip: Any, exponents: torch.dtype, t_s: float) -> torch.Tensor:
-    """w_effective (K, out, rows) of one Linear(512, 512), 8 instances, drifted to ``t_s``,
-    with the drift exponents stored as ``exponents``."""
+    """w_effective (K, out, rows) of one PRECISION_LAYER on PRECISION_INSTANCES instances,
+    drifted to ``t_s``, with the drift exponents stored as ``exponents``."""
     import analogsim as asim
     from analogsim.tiles import device_model
 
     torch.manual_seed(1)
-    model = asim.convert(nn.Sequential(nn.Linear(512, 512)), chip).eval()
+    model = asim.convert(nn.Sequential(nn.Linear(*PRECISION_LAYER)), chip).eval()
     with mock.patch.object(device_model, "EXPONENT_STORAGE", exponents):
-        asim.program(model, seed=0, instances=8)
+        asim.program(model, seed=0, instances=PRECISION_INSTANCES)
     asim.drift(model, t_s)
     return model[0].tile.w_effective
 
@@ -180,6 +183,7 @@ def exponent_precision() -> dict[str, Any]:
     """float16 against float32 drift exponents on the pcm card: weights, and accuracy."""
     import analogsim as asim
     from analogsim.conversion import analog_layers
+    from analogsim.physics import pcm, programming
     from analogsim.tiles import device_model
     from analogsim.train.reference import trained_digits_mlp
 
@@ -200,7 +204,7 @@ def exponent_precision() -> dict[str, Any]:
         for dtype in (torch.float32, torch.float16):
             model = asim.convert(digital, "pcm").eval()
             with mock.patch.object(device_model, "EXPONENT_STORAGE", dtype):
-                asim.program(model, seed=0, instances=20)
+                asim.program(model, seed=0, instances=ACCURACY_CHIPS)
             assert all(layer.tile.drift_exponents.dtype == dtype
                        for _, layer in analog_layers(model))
             for time, t_s in TIMES_S.items():
@@ -213,8 +217,18 @@ def exponent_precision() -> dict[str, Any]:
             "max_difference": float(abs(a - b).max()),
             "chips_differing": int((a != b).sum()), "chips": len(a),
             "samples": len(data.y_test)} for time, (a, b) in rows.items()}
+    chip = asim.load_chip("pcm")
+    read, law = chip.read_noise, chip.programming
+    factor = pcm.read_noise_time_factor(3600.0, read.t0_s, read.t_read_s)
+    idle = programming.polynomial_programming_std(torch.zeros(1), law.coefficients_uS,
+                                                  chip.conductance.g_max_uS,
+                                                  law.reference_g_max_uS) * law.scale
     return {"weights": weights, "accuracy": accuracy,
+            "layer": f"Linear{PRECISION_LAYER}", "instances": PRECISION_INSTANCES,
             "bound_relative": math.exp(-1) * 2.0**-11,
+            "storage_max": device_model.EXPONENT_STORAGE_MAX,
+            "pcm_read_noise_min_relative_1h": read.q_coefficient * factor * read.scale,
+            "pcm_idle_programming_std_uS": float(idle),
             "read_noise_cache_devices": device_model.READ_NOISE_CACHE_DEVICES,
             "block_devices": device_model.BLOCK_DEVICES}
 
@@ -229,7 +243,8 @@ def measure(precision: bool, names: list[str] | None = None) -> dict[str, Any]:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
                           f"{torch.__version__}",
                "layer": f"Linear({SIDE}, {SIDE})",
-               "stack": f"{STACK[0]} × Linear({STACK[1]}, {STACK[1]})", "cards": cards}
+               "stack": f"{STACK[0]} × Linear({STACK[1]}, {STACK[1]})",
+               "mmap_threshold": MMAP_THRESHOLD, "cards": cards}
     if precision:
         results["exponents"] = exponent_precision()
     return results
@@ -246,14 +261,17 @@ def _pair(values: list[float]) -> str:
 
 
 def _ratios(p: dict[str, Any]) -> list[str]:
-    digital = p["parameter_bytes"]
+    """final, program peak, drift peak over the parameter bytes; peak over final; bytes per
+    weight of the largest layer the peak adds to the final state."""
+    digital, top = p["parameter_bytes"], max(p["program_peak"], p["drift_peak"])
     return [f"{p[key] / digital:.2f}" for key in ("drifted", "program_peak", "drift_peak")] + [
-        f"{max(p['program_peak'], p['drift_peak']) / p['drifted']:.2f}"]
+        f"{top / p['drifted']:.2f}", f"{(top - p['drifted']) / p['largest_layer']:.0f}"]
 
 
 def render(results: dict[str, Any]) -> str:
     """docs/memory.md from the results JSON."""
     cards, before = results["cards"], results.get("before", {}).get("cards", {})
+    exponents = results["exponents"]
     lines = [
         "# Memory",
         "",
@@ -262,7 +280,12 @@ def render(results: dict[str, Any]) -> str:
         "",
         "How many bytes a programmed model holds per weight on each shipped card, and how high "
         "memory climbs while `program` and `drift` run (issue 18, real-size models). Measured "
-        f"by `python benchmarks/memory_per_weight.py` on {results['machine']}.",
+        f"by `python benchmarks/memory_per_weight.py` on {results['machine']}; the *before* "
+        "columns are the same script run on the code before issue 18.",
+        "",
+        "- [Bytes per weight](#bytes-per-weight)",
+        "- [Peak of program and drift](#peak-of-program-and-drift)",
+        "- [Drift exponents in float16](#drift-exponents-in-float16)",
         "",
         "## Bytes per weight",
         "",
@@ -270,7 +293,7 @@ def render(results: dict[str, Any]) -> str:
         "drifted to a year, one forward run; bytes per weight as *once + per instance·K*. "
         "*State* is what `state_dict` saves; *in memory* adds the caches (1/f read noise's "
         "Q_s, the forward plan's matrix); *estimate* is `analogsim.memory.estimate_memory`, "
-        "which `program` checks against the memory available.",
+        "which `program` checks against the memory available (its docstring has the formula).",
         "",
         "| card | devices per weight | state | in memory | estimate | before: state | "
         "before: in memory |",
@@ -283,58 +306,71 @@ def render(results: dict[str, Any]) -> str:
                      + (f"{_pair(old['state'])} | {_pair(old['in_memory'])} |" if old
                         else "— | — |"))
     names = sorted({n for c in cards.values() for n in c["buffers"]})
-    lines += ["", "Buffer by buffer (bytes per weight, *once + per instance·K*; scales and "
-              "compensation factors are a few bytes per output):", "",
+    lines += ["", "Buffer by buffer, now (bytes per weight, *once + per instance·K*; scales and "
+              "compensation factors take a few bytes per output and tile):", "",
               "| buffer | " + " | ".join(cards) + " |", "|---" * (len(cards) + 1) + "|"]
     for name in names:
         row = [_pair(c["buffers"][name]) if name in c["buffers"] else "—" for c in cards.values()]
         if any(r not in ("—", "0 + 0·K") for r in row):
             lines.append(f"| `{name}` | " + " | ".join(row) + " |")
-    exponents = results.get("exponents", {})
-    cache = exponents.get("read_noise_cache_devices")
     lines += [
         "",
-        "What changed with issue 18: the targets are packed to one float32 per weight (a "
-        "differential pair's targets put one device at g_min, so the pair is the other "
-        "device's conductance with a sign: exact); a card without programming error or stuck "
-        "devices shares the targets as every instance's conductances; the drift exponents are "
-        "float16 (see below); 1/f read noise's Q_s is kept between drifts only for layers "
-        + (f"of at most {cache:,} devices per instance " if cache else "")
-        + "(this layer recomputes it at every drift, the same values); the forward plan no "
-        "longer counts twice in the estimate. The programmed conductances keep both devices "
-        "of a pair: programming error, drift and read noise act on the idle device too "
-        "(pcm: σ_prog(0) = 0.26 µS, clamped at 0, so half the idle devices sit above g_min).",
+        "What issue 18 changed, and why it is exact:",
+        "",
+        "- The targets are packed to one float32 per weight (`g_target_packed`, was "
+        "`g_target`, one per device): a differential pair's targets put one device at g_min, "
+        "so the pair is the other device's conductance with a sign "
+        "(`analogsim.tiles.programmed.pack_targets`; unpacked bit for bit).",
+        "- A card without programming error or stuck devices (ideal) shares the targets as "
+        "every instance's conductances instead of copying them per instance.",
+        "- 1/f read noise's Q_s is kept between drifts only for layers of at most "
+        f"{exponents['read_noise_cache_devices']:,} devices per instance; a larger layer "
+        "recomputes it at every drift (the same values; one power per device).",
+        "- The drift exponents are float16: the one change of numbers, see "
+        "[below](#drift-exponents-in-float16).",
+        "- The estimate counted the conductance-square weights' forward plan, which is a view; "
+        "it now counts what the tiles hold.",
+        "",
+        "The programmed conductances keep both devices of a pair: programming error, drift and "
+        "read noise act on the idle device too (pcm: σ_prog(g_min) = "
+        f"{exponents['pcm_idle_programming_std_uS']:.3g} µS, clamped at 0, so half the idle "
+        "devices sit above g_min), so neither is derivable from the other.",
         "",
         "## Peak of program and drift",
         "",
         f"A stack of {results['stack']} on each card, K = 1, programmed and drifted to a year "
-        "in a fresh process; resident memory above the converted model's, over the digital "
-        "parameters' bytes. *Final* is after the drift, *peak / final* the highest of the two "
-        "peaks over it.",
+        "in a fresh process: resident memory above the converted model's, over the digital "
+        "parameters' bytes. *Final* is after the drift; *peak / final* the higher of the two "
+        "peaks over it; *working set* what that peak adds, in bytes per weight of the largest "
+        "layer.",
         "",
-        "| card | final | program peak | drift peak | peak / final | before: final | "
-        "before: program peak | before: drift peak | before: peak / final |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| card | final | program peak | drift peak | peak / final | working set | "
+        "before: final | before: program peak | before: drift peak | before: peak / final | "
+        "before: working set |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for card, c in cards.items():
         old = before.get(card)
         lines.append(f"| {card} | " + " | ".join(_ratios(c["peak"])) + " | "
-                     + (" | ".join(_ratios(old["peak"])) if old else "— | — | — | —") + " |")
+                     + (" | ".join(_ratios(old["peak"])) if old else "— | — | — | — | —")
+                     + " |")
     weights = {c["peak"]["weights"] for c in cards.values()}
     lines += [
         "",
         f"({', '.join(f'{w:,}' for w in sorted(weights))} weights.) Programming and aging run "
         "one layer at a time and, inside a layer, on blocks of instances of at most "
-        + (f"{exponents['block_devices']:,} devices" if exponents else "a bounded size")
-        + ", so what they add to the final state is one layer's working set (its aged "
-        "conductances and new weights, and a few temporaries of one block), freed before the "
-        "next layer. Measured with `MALLOC_MMAP_THRESHOLD_=65536`: every tensor over 64 KiB "
-        "is then mapped on its own and unmapped when freed, so the resident set is the live "
-        "tensors (torch's CPU tensors are invisible to `tracemalloc`).",
+        f"{exponents['block_devices']:,} devices (one instance of a larger layer), with the "
+        "physics evaluated in place on its draws; so what they add to the final state is one "
+        "layer's working set (for one instance of it: its aged conductances, new weights and "
+        "a few temporaries), freed before the next layer. Nothing is gathered over the model, "
+        "except the |w| of the layers a card codes with `coding.scope = \"global\"` (their "
+        "threshold is a quantile over all of them). Measured with "
+        f"`MALLOC_MMAP_THRESHOLD_={results['mmap_threshold']}`: every tensor above that many "
+        "bytes is then mapped on its own and unmapped when freed, so the resident set is the "
+        "live tensors and its high-water mark their peak (torch's CPU tensors are invisible to "
+        "`tracemalloc`).",
     ]
-    if exponents:
-        lines += _precision_section(exponents)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _precision_section(exponents)) + "\n"
 
 
 def _precision_section(exponents: dict[str, Any]) -> list[str]:
@@ -344,18 +380,20 @@ def _precision_section(exponents: dict[str, Any]) -> list[str]:
         "",
         "float16 rounds a PCM drift exponent ν to 2⁻¹¹ of itself. The drifted conductance "
         "g·exp(−ν ln(t/t0)) then moves by at most g·max_x(x e⁻ˣ)·2⁻¹¹ = "
-        f"{exponents['bound_relative']:.3g}·g at any time; the 1/f read noise of the pcm card "
-        "is at least 4 % of g at 1 h. Measured: a Linear(512, 512) on 8 instances, the same "
-        "seed programmed with float16 and with float32 exponents, drifted; the weights the "
-        "MVM sees, in units of max|W|:",
+        f"{exponents['bound_relative']:.3g}·g at any time, while the 1/f read noise of the pcm "
+        f"card is at least {100 * exponents['pcm_read_noise_min_relative_1h']:.1f} % of g at "
+        f"1 h. Measured: a {exponents['layer']} on {exponents['instances']} instances, "
+        "programmed with the same seed once with float16 and once with float32 exponents, "
+        "drifted; the change of the weights the MVM sees, in units of max|W|:",
         "",
         "| card @ time | max \\|Δw\\| | rms Δw |",
         "|---|---|---|",
     ]
     for label, w in exponents["weights"].items():
         lines.append(f"| {label} | {w['max']:.2g} | {w['rms']:.2g} |")
-    lines += ["", "The digits MLPs of the demo on pcm, 20 chips, accuracy (%) with float32 and "
-              "float16 exponents:", "",
+    chips = {a["chips"] for times in exponents["accuracy"].values() for a in times.values()}
+    lines += ["", f"The digits MLPs on pcm, {', '.join(map(str, sorted(chips)))} chips, "
+              "accuracy (%) with float32 and float16 exponents:", "",
               "| model | time | float32 | float16 | std over chips | largest change of a chip "
               "| chips changed |", "|---|---|---|---|---|---|---|"]
     for model, times in exponents["accuracy"].items():
@@ -365,11 +403,13 @@ def _precision_section(exponents: dict[str, Any]) -> list[str]:
                 f"{100 * a['std_over_chips']:.2f} | {100 * a['max_difference']:.2f} "
                 f"({round(a['max_difference'] * a['samples'])} of {a['samples']} samples) | "
                 f"{a['chips_differing']} of {a['chips']} |")
-    lines += ["", "The change is two orders of magnitude below the read noise and moves a chip's "
-              "accuracy by at most one test sample, so the exponents stay float16 (a card whose "
-              "exponents could pass float16's largest value, 65504, keeps float32). Results of "
-              "pcm drifts differ from those before issue 18 in these last bits; everything else "
-              "programs and drifts bit for bit as before."]
+    lines += ["", "So the exponents stay float16, half the bytes of float32: their effect is two "
+              "orders of magnitude below the read noise, and on accuracy within a sample of a "
+              "chip. A card whose exponents could pass float16's largest value "
+              f"({exponents['storage_max']:.0f}, a drift scale of about 10⁵) keeps float32. "
+              "Results of pcm drifts therefore differ from those before issue 18 in these last "
+              "bits; everything else programs and drifts bit for bit as before "
+              "(`tests/test_programmed_memory.py`)."]
     return lines
 
 

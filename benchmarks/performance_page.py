@@ -98,6 +98,21 @@ def made(mode: str, started: float) -> dict[str, Any]:
     }
 
 
+def run_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """``"full"`` when every option that shapes the workload has its default, else those
+    options as given (``"--quick"``, ``"--repeats 3"``); ``--threads`` is in the made line."""
+    changed = []
+    for action in parser._actions:
+        name = action.dest
+        if name in ("help", "threads") or not action.option_strings:
+            continue
+        value = getattr(args, name, action.default)
+        if value != action.default:
+            flag = action.option_strings[-1]
+            changed.append(flag if isinstance(value, bool) else f"{flag} {value}")
+    return " ".join(changed) or "full"
+
+
 def write_results(bench: str, figures: dict[str, Any], *, mode: str, started: float) -> Path:
     """Write ``benchmarks/results/<bench>.json``: ``figures`` and how they were made.
 

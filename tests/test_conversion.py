@@ -255,3 +255,15 @@ def test_a_layer_tied_to_an_embedding_stays_digital():
     assert analog[2].weight is analog[0].weight
     with pytest.raises(ConversionError, match=r"no nn.Linear .*'1': weight tied to embedding '0'"):
         asim.convert(nn.Sequential(model[0], model[2]), "pcm")
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(3, 2), nn.Conv1d(2, 3, 3), nn.LSTM(3, 4),
+                                   nn.MultiheadAttention(4, 2)], ids=lambda m: type(m).__name__)
+def test_a_model_that_is_one_layer_converts_and_comes_back(layer):
+    analog = asim.convert(layer, "ideal")
+    assert analog is not layer and type(analog).__name__.startswith("Analog")
+    digital = asim.to_digital(analog)
+    assert type(digital) is type(layer)
+    for (name, before), (_, after) in zip(layer.state_dict().items(),
+                                          digital.state_dict().items(), strict=True):
+        assert torch.equal(before, after), name

@@ -269,3 +269,50 @@ def test_each_spec_runs_reduced_and_summarises(stem, kind, tmp_path):
     summary = reproduce_module("summarize").summarize(results_path)
     assert len(summary["claims"]) == len(data["claims"]) > 0
     assert {c["verdict"] for c in summary["claims"]} <= {HOLDS, FAILS, UNRESOLVED, NO_DATA}
+
+
+LM_SWEEP = """
+[experiment]
+name = "lm_sweep"
+kind = "sweep"
+
+[data]
+dataset = "stdlib_text"
+options = { sequence_length = 16, train_sequences = 64, test_sequences = 8 }
+
+[model]
+name = "causal_lm_tiny"
+options = { context = 16, dim = 16, depth = 1, heads = 2, mlp_hidden = 32 }
+
+[training]
+epochs = 1
+batch_size = 16
+optimizer = "adam"
+learning_rate = 0.01
+seeds = [0, 1]
+
+[chip]
+card = "pcm"
+
+[sweep]
+instances = 2
+times_s = [1, 31536000]
+
+[[sweep.axes]]
+field = "read_noise.scale"
+values = [1, 8]
+mode = "scale"
+"""
+
+
+def test_a_sweep_of_a_language_model_records_perplexity_per_chip(tmp_path):
+    spec = tmp_path / "lm_sweep.toml"
+    spec.write_text(LM_SWEEP, encoding="utf-8")
+    results = asim.load_results(run_spec(load_spec(spec), tmp_path / "lm_sweep.h5"))
+    sweep = results.runs["sweep"]
+    assert sweep.data["perplexity"].shape == sweep.data["accuracy"].shape == (2, 2, 4)
+    assert sweep.dims["perplexity"] == sweep.dims["accuracy"] and sweep.done.all()
+    assert (sweep.data["perplexity"] > 1).all() and sweep.units["perplexity"]
+    assert len(sweep.attrs["digital_perplexity_per_seed"]) == 2
+    history = results.runs["train_model_seed0"]
+    assert 0 < history.data["train_accuracy"][0] < 1  # per token, not per sequence

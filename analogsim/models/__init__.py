@@ -2,8 +2,9 @@
 
 :func:`create` builds one from :func:`list_models`. Each model takes a batch of any size, so the
 simulator can fold chip instances into the batch dimension, and flattens images by itself.
-Weights keep PyTorch's default initialisation. The Walking Noise models keep a bias in every
-layer, as the original does; the ResNets' convolutions have none (BatchNorm follows each).
+Weights keep PyTorch's default initialisation (the transformers' embeddings: normal, std 0.02).
+The Walking Noise models keep a bias in every layer, as the original does; the ResNets'
+convolutions have none (BatchNorm follows each).
 
 The small models are ``nn.Sequential`` whose modules run in the order they are listed, so a
 module's position among the non-``Flatten`` modules, plus one for the input, is its Walking Noise

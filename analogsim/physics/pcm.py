@@ -31,9 +31,9 @@ def drift_exponent_moments(
     g_rel = max(|g_T| / g_max, g_rel_min). aihwkit: a_μ = −0.0155, b_μ = 0.0244, [0.049, 0.1];
     a_σ = −0.0125, b_σ = −0.0059, [0.008, 0.045].
     """
-    log_g = torch.log((g_target.abs() / g_max).clamp(min=g_rel_min))
-    mean = (mean_slope * log_g + mean_offset).clamp(*mean_range)
-    std = (std_slope * log_g + std_offset).clamp(*std_range)
+    log_g = g_target.abs().div_(g_max).clamp_(min=g_rel_min).log_()
+    mean = log_g.mul(mean_slope).add_(mean_offset).clamp_(*mean_range)
+    std = log_g.mul_(std_slope).add_(std_offset).clamp_(*std_range)  # in place: log_g is done
     return mean, std
 
 

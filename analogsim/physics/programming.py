@@ -10,10 +10,10 @@ from analogsim.physics.sampling import Generators, standard_normal
 
 
 def polynomial(x: torch.Tensor, coefficients: Sequence[float]) -> torch.Tensor:
-    """Σ_i c_i x^i, evaluated by Horner's rule."""
+    """Σ_i c_i x^i, evaluated by Horner's rule (in place on one result tensor)."""
     result = torch.full_like(x, float(coefficients[-1]))
     for c in reversed(coefficients[:-1]):
-        result = result * x + c
+        result.mul_(x).add_(c)
     return result
 
 
@@ -31,8 +31,8 @@ def polynomial_programming_std(
         coefficients: c_0, c_1, …, µS at ``reference_g_max``.
         g_max, reference_g_max: µS.
     """
-    std = polynomial(g_target / g_max, coefficients) * (g_max / reference_g_max)
-    return std.clamp(min=0.0)
+    std = polynomial(g_target / g_max, coefficients).mul_(g_max / reference_g_max)
+    return std.clamp_(min=0.0)
 
 
 def add_polynomial_programming_noise(

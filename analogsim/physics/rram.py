@@ -32,7 +32,7 @@ def relaxation_variance(
     t = max(t_inference, times[0])
     if t >= times[-1]:
         std = polynomial_programming_std(g_target, coefficients[-1], g_max, reference_g_max)
-        return std**2
+        return std.square_()
     upper = bisect.bisect_right(times, t)
     lower = upper - 1
     weight = (math.log10(t) - math.log10(times[lower])) / (
@@ -40,7 +40,7 @@ def relaxation_variance(
     )
     std_lower = polynomial_programming_std(g_target, coefficients[lower], g_max, reference_g_max)
     std_upper = polynomial_programming_std(g_target, coefficients[upper], g_max, reference_g_max)
-    return (1 - weight) * std_lower**2 + weight * std_upper**2
+    return std_lower.square_().mul_(1 - weight).add_(std_upper.square_().mul_(weight))
 
 
 def apply_relaxation(
@@ -57,9 +57,21 @@ def apply_relaxation(
             (:func:`relaxation_variance`, times any scale squared).
         programming_std: the spread already drawn at programming, µS.
 
-    The increment has variance max(total_variance − programming_std², 0); the result is
-    clamped at g ≥ 0.
+    The increment has variance max(total_variance − programming_std², 0)
+    (:func:`relaxation_std`); the result is clamped at g ≥ 0.
     """
-    extra_std = (total_variance - programming_std**2).clamp(min=0.0).sqrt()
+    return add_relaxation(g_programmed, relaxation_std(total_variance, programming_std),
+                          generators)
+
+
+def relaxation_std(total_variance: torch.Tensor, programming_std: torch.Tensor) -> torch.Tensor:
+    """Std (µS) of the relaxation increment: sqrt(max(total_variance − programming_std², 0))."""
+    # total − σ² as −σ² + total (the same IEEE sum), in the storage of σ²
+    return programming_std.square().neg_().add_(total_variance).clamp_(min=0.0).sqrt_()
+
+
+def add_relaxation(g_programmed: torch.Tensor, extra_std: torch.Tensor,
+                   generators: Generators) -> torch.Tensor:
+    """max(g_prog + extra_std · N(0, 1), 0), µS (evaluated in place on the draws)."""
     noise = standard_normal(g_programmed.shape, generators, g_programmed.dtype)
-    return noise.mul_(extra_std).add_(g_programmed).clamp_(min=0.0)  # in place on the draws
+    return noise.mul_(extra_std).add_(g_programmed).clamp_(min=0.0)

@@ -98,7 +98,7 @@ def _programming_std(chip: Chip, g_target: torch.Tensor) -> torch.Tensor:
     std = programming.polynomial_programming_std(
         g_target, law.coefficients_uS, chip.conductance.g_max_uS, law.reference_g_max_uS
     )
-    return std * law.scale
+    return std.mul_(law.scale)
 
 
 def program_devices(
@@ -135,9 +135,15 @@ def program_targets(
     cond, drift, faults_card = chip.conductance, chip.drift, chip.faults
     generators = list(generators)
     shape = (len(generators), *g_target.shape)  # (K, D, out, in)
+    blocks = instance_blocks(len(generators), g_target.numel())
     stuck = faults_card.stuck_low_fraction > 0 or faults_card.stuck_high_fraction > 0
     exact = isinstance(chip.programming, NoProgrammingNoise) and not stuck
+    # One pass per draw (programming error, exponents, faults): each generator still draws in
+    # that order, and one pass's temporaries are gone before the next allocates.
     g = g_target.expand(shape) if exact else torch.empty(shape, dtype=g_target.dtype)
+    if not exact:
+        for block in blocks:
+            g[block] = _programming_error(chip, g_target, generators[block])
     exponents = faults = None
     if isinstance(drift, PcmPowerLawDrift):
         mean, std = pcm.drift_exponent_moments(  # on the shared targets: same for every k
@@ -146,24 +152,20 @@ def program_targets(
             (drift.std_min, drift.std_max), drift.g_rel_min,
         )
         exponents = torch.empty(shape, dtype=exponent_dtype(chip))
-    if stuck:
-        faults = torch.empty(shape, dtype=torch.uint8)
-    for block in instance_blocks(len(generators), g_target.numel()):
-        block_generators = generators[block]
-        block_shape = (len(block_generators), *g_target.shape)
-        g_b = g[block] if exact else _programming_error(chip, g_target, block_generators)
-        if exponents is not None:
+        for block in blocks:
+            block_shape = (block.stop - block.start, *g_target.shape)
             exponents[block] = pcm.draw_drift_exponents(
                 mean.expand(block_shape), std.expand(block_shape), drift.scale,
-                block_generators)
-        if faults is not None:
+                generators[block])
+        del mean, std
+    if stuck:
+        faults = torch.empty(shape, dtype=torch.uint8)
+        for block in blocks:
             faults[block] = conductance.draw_stuck_faults(
-                block_shape, faults_card.stuck_low_fraction, faults_card.stuck_high_fraction,
-                block_generators)
-            g_b = conductance.apply_stuck_faults(g_b, faults[block], cond.g_min_uS,
-                                                 cond.g_max_uS)
-        if not exact:
-            g[block] = g_b
+                (block.stop - block.start, *g_target.shape), faults_card.stuck_low_fraction,
+                faults_card.stuck_high_fraction, generators[block])
+            g[block] = conductance.apply_stuck_faults(g[block], faults[block], cond.g_min_uS,
+                                                      cond.g_max_uS)
     return ProgrammedDevices(g_target=g_target, g_programmed=g, drift_exponents=exponents,
                              faults=faults)
 
@@ -208,16 +210,19 @@ def age_devices(
     if not (power_law or relaxation or one_over_f or devices.faults is not None):
         return g
     if relaxation:
+        if not devices.g_target.numel():
+            raise StateError("aging by relaxation needs the target conductances")
         variance = rram.relaxation_variance(
             devices.g_target, t_inference, drift.times_s, drift.coefficients_uS,
             cond.g_max_uS, drift.reference_g_max_uS,
-        ) * drift.scale**2
-        programming_std = _programming_std(chip, devices.g_target)
+        ).mul_(drift.scale**2)
+        extra_std = rram.relaxation_std(variance, _programming_std(chip, devices.g_target))
+        del variance
     if one_over_f:
         factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
         if devices.read_noise_q is None and g[0].numel() <= READ_NOISE_CACHE_DEVICES:
             devices.read_noise_q = relative_read_noise(chip, g)
-    blocks = instance_blocks(len(generators), g[0].numel())
+    blocks = instance_blocks(g.shape[0], g[0].numel())
     aged = torch.empty(g.shape, dtype=g.dtype) if len(blocks) > 1 else None
     for block in blocks:
         block_generators = generators[block]
@@ -226,12 +231,12 @@ def age_devices(
             g_b = _power_law_drift(g_b, devices.drift_exponents[block],
                                    math.log((t_inference + drift.t0_s) / drift.t0_s))
         elif relaxation:
-            g_b = rram.apply_relaxation(g_b, variance, programming_std, block_generators)
+            g_b = rram.add_relaxation(g_b, extra_std, block_generators)
         if one_over_f:
-            q_b = (devices.read_noise_q[block] if devices.read_noise_q is not None
-                   else relative_read_noise(chip, g[block]))
-            std = g_b.abs().mul_(q_b).mul_(factor)  # |g(t)| · Q_s · factor, in that order
-            del q_b
+            # |g(t)| · Q_s · factor, in that order (|g Q| = |g| Q: Q ≥ 0)
+            std = (torch.mul(devices.read_noise_q[block], g_b) if devices.read_noise_q
+                   is not None else relative_read_noise(chip, g[block]).mul_(g_b))
+            std.abs_().mul_(factor)
             g_b = pcm.add_read_noise(g_b, std, read.scale, block_generators)
             del std
         if devices.faults is not None:

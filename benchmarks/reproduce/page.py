@@ -4,12 +4,14 @@ The templates (``templates/reproductions.md.in``, ``templates/README.md.in``) ar
 prose; every result on a page comes from a directive that reads a summary
 (``summaries/<name>.json``, written by ``summarize.py``)::
 
-    {{table NAME RUN rows=AXIS [columns=AXIS] [AXIS=VALUE ...] [pick=V,V]}}  mean [95 % CI]
+    {{table NAME RUN rows=AXIS [columns=AXIS] [AXIS=VALUE ...] [pick=V,V] [metric=M]}}
+                                        mean [95 % CI] of accuracy (or another metric)
     {{claims NAME}}                                               each claim and its verdict
     {{verdicts CLAIM_ID NAME=LABEL ...}}                          one claim across specs
     {{across FILE}}                     the claims of across/FILE.toml, judged across summaries
     {{midpoints RUN NAME=LABEL ...}}    μ of RUN's global fit, one row per spec
     {{sites NAME RUN}}                  μ of each site of a layer-wise walking-noise run
+    {{budget NAME RUN}}                 a noise budget per layer and knob, and its ranking
     {{made NAME}}                                                 wall time, machine, commit
     {{setting NAME KEY.KEY}}                                      a value of the spec
     {{digital NAME RUN}}                                          the digital model's accuracy
@@ -54,10 +56,25 @@ def percent(value: float) -> str:
     return "—" if value != value else f"{100 * value:.2f}"
 
 
-def interval(point: dict[str, Any]) -> str:
+def interval(point: dict[str, Any], shown=percent) -> str:
+    """mean [low, high] of a point, each ``shown`` (as a percentage by default)."""
     if point["low"] != point["low"]:  # NaN: no interval
-        return percent(point["mean"])
-    return f"{percent(point['mean'])} [{percent(point['low'])}, {percent(point['high'])}]"
+        return shown(point["mean"])
+    return f"{shown(point['mean'])} [{shown(point['low'])}, {shown(point['high'])}]"
+
+
+def plain(value: float) -> str:
+    return "—" if value != value else f"{value:.3f}"
+
+
+def metric_points(run: dict[str, Any], metric: str) -> tuple[list[dict[str, Any]], Any, str]:
+    """The points of ``metric`` in a run summary, how to show one value, and its name with its
+    unit for a caption."""
+    if metric == "accuracy":
+        return run["points"], percent, "Accuracy %"
+    entry = run["metrics"][metric]
+    unit = f" ({entry['unit']})" if entry["unit"] else ""
+    return entry["points"], plain, f"{metric.capitalize()}{unit}"
 
 
 def axis_value(value: Any) -> str:
@@ -75,12 +92,13 @@ def axis_label(run: dict[str, Any], axis: str, value: Any) -> str:
 def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> str:
     run = summary["runs"][run_name]
     rows, columns = options.pop("rows"), options.pop("columns", None)
+    points, shown, what = metric_points(run, options.pop("metric", "accuracy"))
     if columns is None:  # one column: a run over one axis
-        return _one_column(run, rows)
+        return _one_column(run, rows, points, shown, what)
     picked = options.pop("pick", None)  # only these column values, e.g. pick=0.01,0.1
     fixed = dict(options)
     cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for point in run["points"]:
+    for point in points:
         at = dict(zip(run["axes"], point["at"], strict=True))
         if all(axis_value(at[a]) == v for a, v in fixed.items()):
             cells[(axis_value(at[rows]), axis_value(at[columns]))] = point
@@ -92,21 +110,22 @@ def table(summary: dict[str, Any], run_name: str, options: dict[str, str]) -> st
     lines = [header, "|" + "---|" * (len(column_values) + 1)]
     for r in row_values:
         lines.append(f"| {axis_label(run, rows, r)} | "
-                     + " | ".join(interval(cells[(r, c)]) if (r, c) in cells else ""
+                     + " | ".join(interval(cells[(r, c)], shown) if (r, c) in cells else ""
                                   for c in column_values) + " |")
-    return "\n".join(lines) + "\n\n" + _caption(list(cells.values()))
+    return "\n".join(lines) + "\n\n" + _caption(list(cells.values()), what)
 
 
-def _one_column(run: dict[str, Any], rows: str) -> str:
-    lines = [f"| {rows} | accuracy % |", "|---|---|"]
-    lines += [f"| {axis_label(run, rows, p['at'][0])} | {interval(p)} |" for p in run["points"]]
-    return "\n".join(lines) + "\n\n" + _caption(run["points"])
+def _one_column(run: dict[str, Any], rows: str, points: list[dict[str, Any]], shown,
+                what: str) -> str:
+    lines = [f"| {rows} | {what} |", "|---|---|"]
+    lines += [f"| {axis_label(run, rows, p['at'][0])} | {interval(p, shown)} |" for p in points]
+    return "\n".join(lines) + "\n\n" + _caption(points, what)
 
 
-def _caption(points: list[dict[str, Any]]) -> str:
+def _caption(points: list[dict[str, Any]], what: str) -> str:
     details = Counter(p["detail"] for p in points)
     notes = {p["note"] for p in points if p["note"]}
-    return (f"Accuracy %, mean [95 % CI] over {points[0]['unit']} "
+    return (f"{what}, mean [95 % CI] over {points[0]['unit']} "
             f"(n = {details.most_common(1)[0][0]})" + "".join(f"; {n}" for n in sorted(notes))
             + ".")
 
@@ -171,6 +190,25 @@ def _per_seed_mu(quantity: dict[str, Any], summaries: dict[str, dict[str, Any]],
     per_seed = summaries[name]["midpoints"][quantity["run"]]["sites"][quantity["site"]][
         "mu_per_seed"]
     return np.array([np.nan if v is None else v for v in per_seed], float), "{:.3g}"
+
+
+def budget(summary: dict[str, Any], run_name: str) -> str:
+    """A noise budget: per layer, the largest tolerable value of each knob per programming
+    seed (≥ where the grid ended before the accuracy fell), and the ranking."""
+    b = summary["budgets"][run_name]
+    knobs = [f"{k} ({u})" if u else k for k, u in zip(b["knobs"], b["knob_units"], strict=True)]
+    lines = ["| layer | " + " | ".join(knobs) + " |", "|" + "---|" * (len(knobs) + 1)]
+    for j, layer in enumerate(b["layers"]):
+        cells = [", ".join(("≥ " if b["censored"][k][j][s] else "") + f"{b['limit'][k][j][s]:.3g}"
+                           for s in range(len(b["seeds"])))
+                 for k in range(len(knobs))]
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    seeds = ", ".join(map(str, b["seeds"]))
+    return ("\n".join(lines) + f"\n\nTolerable scale of each knob, one layer at a time, on "
+            f"{b['card']} {format_duration(b['time_s'])} after programming (mean of "
+            f"{b['instances']} chips within {b['tolerance_pp']:g} pp of the card's own "
+            f"accuracy), per programming seed ({seeds}). First to break: "
+            f"**{b['most_sensitive_layer']}**; ranking {b['ranking']} ({b['ranking_note']}).")
 
 
 def claims(summary: dict[str, Any]) -> str:
@@ -257,6 +295,8 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
             return digital(summary, rest[0])
         if verb == "sites":
             return sites(summary, rest[0])
+        if verb == "budget":
+            return budget(summary, rest[0])
         raise ValueError(f"unknown directive {verb!r} in {match.group(0)}")
 
     return DIRECTIVE.sub(expand, template)

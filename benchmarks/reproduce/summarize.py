@@ -60,6 +60,8 @@ def summarize(path: str | Path) -> dict[str, Any]:
         "midpoints": {name.removesuffix("_midpoints"): midpoint_summary(results, name)
                       for name, run in results.runs.items()
                       if run.attrs.get("kind") == "midpoints"},
+        "budgets": {name: budget_summary(run) for name, run in results.runs.items()
+                    if run.attrs.get("kind") == "budget"},
     }
     claims = parse_claims(spec.get("claims", []), f"{path}: /config/spec")
     summary["claims"] = [
@@ -71,9 +73,27 @@ def summarize(path: str | Path) -> dict[str, Any]:
 
 
 def run_summary(run: RunData) -> dict[str, Any]:
-    """Every point of an accuracy run: mean and 95 % CI over its unit, with n."""
-    cells = intervals(run)  # the report's intervals: over seeds, else chips or draws
+    """Every point of an accuracy run: mean and 95 % CI over its unit, with n; the same for
+    every other metric on the accuracy's axes (a language model's perplexity) under
+    ``metrics``."""
     grid = run.dims["accuracy"][:-1]
+    summary = {"title": str(run.attrs.get("title", run.name)), "axes": list(grid),
+               "values": {a: [_plain(v) for v in run.axes[a]] for a in grid},
+               "units": {a: run.units.get(a, "") for a in grid},
+               "points": metric_points(run, "accuracy"),
+               "digital_accuracy": _per_seed(run, "digital_accuracy")}
+    others = [m for m in run.data if m != "accuracy" and run.dims[m] == run.dims["accuracy"]]
+    if others:
+        summary["metrics"] = {m: {"unit": run.units.get(m, ""), "points": metric_points(run, m),
+                                  "digital": _per_seed(run, f"digital_{m}")} for m in others}
+    return summary
+
+
+def metric_points(run: RunData, metric: str) -> list[dict[str, Any]]:
+    """Each point of ``metric``: mean and 95 % CI over its unit (the report's intervals: over
+    seeds, else chips or draws), with n."""
+    cells = intervals(run, metric)
+    grid = run.dims[metric][:-1]
     points = []
     for index in np.ndindex(cells.shape):
         interval = cells[index]
@@ -81,12 +101,31 @@ def run_summary(run: RunData) -> dict[str, Any]:
                        "mean": interval.mean, "low": interval.low, "high": interval.high,
                        "n": interval.n, "unit": interval.unit, "detail": interval.detail,
                        "note": interval.note})
-    digital = run.attrs.get("digital_accuracy_per_seed", run.attrs.get("digital_accuracy"))
-    return {"title": str(run.attrs.get("title", run.name)), "axes": list(grid),
-            "values": {a: [_plain(v) for v in run.axes[a]] for a in grid},
-            "units": {a: run.units.get(a, "") for a in grid}, "points": points,
-            "digital_accuracy": None if digital is None else
-            [float(v) for v in np.atleast_1d(digital)]}
+    return points
+
+
+def _per_seed(run: RunData, name: str) -> list[float] | None:
+    """The attribute ``<name>_per_seed`` (or ``<name>`` for one seed) as a list."""
+    value = run.attrs.get(f"{name}_per_seed", run.attrs.get(name))
+    return None if value is None else [float(v) for v in np.atleast_1d(value)]
+
+
+def budget_summary(run: RunData) -> dict[str, Any]:
+    """A noise-budget run: each layer's tolerable knob value per programming seed, the ranking
+    of the layers and whether the seeds agree on it."""
+    attrs = run.attrs
+    return {"card": str(attrs["card"]), "time_s": float(attrs["time_s"]),
+            "tolerance_pp": float(attrs["tolerance_pp"]), "instances": int(attrs["instances"]),
+            "knobs": [str(k) for k in run.axes["knob"]],
+            "knob_units": [str(u) for u in attrs["knob_units"]],
+            "layers": [str(layer) for layer in run.axes["layer"]],
+            "seeds": [int(s) for s in run.axes["seed"]],
+            "limit": np.asarray(run.data["limit"], float).tolist(),
+            "censored": np.asarray(run.data["censored"], bool).tolist(),
+            "baseline_accuracy": np.asarray(run.data["baseline_accuracy"], float).tolist(),
+            "most_sensitive_layer": str(attrs["most_sensitive_layer"]),
+            "ranking": str(attrs["ranking"]), "ranking_stable": bool(attrs["ranking_stable"]),
+            "ranking_note": str(attrs["ranking_note"])}
 
 
 def midpoint_summary(results: Results, name: str) -> dict[str, Any]:
