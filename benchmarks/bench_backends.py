@@ -21,15 +21,14 @@ The summary gives, beside each measured speed-up, the speed-up the plain-torch f
 has over aihwkit: what any torch implementation of the same arithmetic, drawing the same fresh
 Gaussian numbers, could reach on this machine.
 
-Run: ``python benchmarks/bench_backends.py`` (needs the aihwkit extra); ``--quick`` for a smoke
-run whose ratios are not worth quoting.
+Writes ``benchmarks/results/bench_backends.json``. Run: ``python benchmarks/bench_backends.py``
+(needs the aihwkit extra); ``--quick`` for a smoke run whose ratios are not worth quoting.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 import timeit
@@ -50,6 +49,7 @@ from analogsim.train.reference import trained_digits_mlp
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, bench_sweep
 from bench_sweep import floor_sweep
 from bench_tile import floor_forward
+from performance_page import cpu_name, run_mode, write_results
 
 TILES = ("torch", "cpp")
 TILE_NAMES = {"torch": "torch", "cpp": "C++"}  # as the summary prints them
@@ -104,7 +104,7 @@ def programmed(digital: nn.Module, chip, backend: str = "native", tile: str = "c
 def bench_forward(name, digital, x, mvm, dims, chip, repeats, number
                   ) -> dict[str, dict[str, float]]:
     """One row of forward times (ms); returns the speed-ups over each aihwkit tile (by tile)
-    of native and of the plain-torch floor."""
+    of native and of the plain-torch floor, and the times (s) by label."""
     native = programmed(digital, chip)
     wrapped = {tile: programmed(digital, chip, "aihwkit", tile) for tile in TILES}
     bare = {tile: model.chips[0] for tile, model in wrapped.items()}  # aihwkit's own layer
@@ -124,7 +124,7 @@ def bench_forward(name, digital, x, mvm, dims, chip, repeats, number
           f"{1e3 * times['bare torch']:8.3f} {1e3 * times['aihwkit cpp']:8.3f} "
           f"{1e3 * times['bare cpp']:8.3f} {ratios['torch']:6.2f}x ({bare_ratios['torch']:5.2f}x)"
           f" {ratios['cpp']:6.2f}x ({bare_ratios['cpp']:5.2f}x)")
-    return {"native": ratios, "floor": floor_ratios}
+    return {"native": ratios, "floor": floor_ratios, "times": times, "label": name}
 
 
 def sweep(model, chip, test, backend, tile, instances) -> tuple[dict[str, float], list]:
@@ -171,19 +171,22 @@ def bench_sweep(chip, instances, epochs, repeats) -> dict[str, dict[str, float]]
         for label, (backend, tile) in backends.items():
             runs[label].append(sweep(model, chip, test, backend, tile, instances))
         runs["plain-torch floor"].append(floor_run(model, chip, test, instances))
-    totals = {}
+    totals, rows = {}, []
     for label, label_runs in runs.items():
         times, accuracy = min(label_runs, key=lambda run: run[0]["total"])
         totals[label] = times["total"]
+        rows.append({"backend": label, **{f"{k.replace('+', '_')}_s": v for k, v in times.items()},
+                     "accuracy": [a.mean for a in accuracy]})
         split = (f"{times['program']:8.3f} {times['drift+evaluate']:10.3f}" if "program" in times
                  else f"{'':8} {'':10}")
         print(f"{label:<17} {split} {times['total']:8.3f} "
               f"{times['total'] / totals['native']:9.1f}x  "
               + " ".join(f"{100 * a.mean:6.2f}±{50 * (a.ci95[1] - a.ci95[0]):4.2f}%"
                          for a in accuracy))
-    return {who: {"torch": totals["aihwkit torch"] / totals[label],
-                  "cpp": totals["aihwkit C++"] / totals[label]}
-            for who, label in (("native", "native"), ("floor", "plain-torch floor"))}
+    return {**{who: {"torch": totals["aihwkit torch"] / totals[label],
+                     "cpp": totals["aihwkit C++"] / totals[label]}
+               for who, label in (("native", "native"), ("floor", "plain-torch floor"))},
+            "runs": rows}
 
 
 def verdict(what: str, ratios: dict[str, float], target: float) -> str:
@@ -191,17 +194,6 @@ def verdict(what: str, ratios: dict[str, float], target: float) -> str:
     met = "met" if ratios["native"] >= target else "NOT met"
     return (f"{what:<40} {ratios['native']:7.2f}x  target >= {target:g}x  {met:<8}"
             f"(plain-torch floor {ratios['floor']:.2f}x)")
-
-
-def cpu_name() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -215,6 +207,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 repeats, few calls, 4 instances, 10 epochs")
     args = parser.parse_args()
+    started = time.perf_counter()
     instances, epochs = 20, 40
     if args.quick:
         args.repeats, args.number, args.sweep_repeats = 2, 2, 1
@@ -240,23 +233,36 @@ def main() -> None:
     forward = {}
     linear = nn.Linear(512, 512)
     forward["Linear"] = bench_forward(
-        "Linear 512x512, batch 256", linear, torch.randn(256, 512),
+        "Linear 512×512, batch 256", linear, torch.randn(256, 512),
         lambda x, w: F.linear(x, w), (-1,), chip, args.repeats, args.number)
     conv = nn.Conv2d(16, 32, 3, padding=1)
     forward["Conv2d"] = bench_forward(
-        "Conv2d 16->32 3x3, 64x16x32x32", conv, torch.randn(64, 16, 32, 32),
+        "Conv2d 16→32 3×3, 64×16×32×32", conv, torch.randn(64, 16, 32, 32),
         lambda x, w: F.conv2d(x, w, padding=1), (1, 2, 3), chip, args.repeats,
         max(1, args.number // 4))
     sweep_ratios = bench_sweep(chip, instances, epochs, args.sweep_repeats)
 
     print("\nsummary: speed-up of native over aihwkit (and of the plain-torch floor)")
+    summary = []
     for (case, tile), target in FORWARD_TARGETS.items():
-        print(verdict(f"forward {case}, aihwkit {TILE_NAMES[tile]} tile",
-                      {who: forward[case][who][tile] for who in ("native", "floor")}, target))
+        ratios = {who: forward[case][who][tile] for who in ("native", "floor")}
+        print(verdict(f"forward {case}, aihwkit {TILE_NAMES[tile]} tile", ratios, target))
+        summary.append({"what": f"forward {case}, aihwkit {TILE_NAMES[tile]} tile", **ratios,
+                        "target": target, "met": ratios["native"] >= target})
     for tile in TILES:
-        print(verdict(f"Monte-Carlo sweep, aihwkit {TILE_NAMES[tile]} tile",
-                      {who: sweep_ratios[who][tile] for who in ("native", "floor")},
+        ratios = {who: sweep_ratios[who][tile] for who in ("native", "floor")}
+        print(verdict(f"Monte-Carlo sweep, aihwkit {TILE_NAMES[tile]} tile", ratios,
                       SWEEP_TARGET))
+        summary.append({"what": f"Monte-Carlo sweep, aihwkit {TILE_NAMES[tile]} tile", **ratios,
+                        "target": SWEEP_TARGET, "met": ratios["native"] >= SWEEP_TARGET})
+    forward_rows = [{"case": forward[case]["label"], **{f"{label.replace(' ', '_')}_s": t
+                                      for label, t in forward[case]["times"].items()}}
+                    for case in forward]
+    path = write_results("bench_backends", {
+        "aihwkit": aihwkit.__version__, "instances": instances, "epochs": epochs,
+        "forward": forward_rows, "sweep": sweep_ratios["runs"], "summary": summary},
+        mode=run_mode(parser, args), started=started)
+    print(f"wrote {path}")
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 

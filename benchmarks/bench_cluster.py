@@ -12,14 +12,17 @@ that start-up time is printed apart). The serial run is timed twice in this proc
 
 All three give the same numbers, checked here.
 
-Run: ``python benchmarks/bench_cluster.py`` (needs the ``cluster`` extra).
+Writes ``benchmarks/results/bench_cluster.json``. Run: ``python benchmarks/bench_cluster.py``
+(needs the ``cluster`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +32,11 @@ from analogsim.experiments.card_grid import CardAxis
 from analogsim.experiments.cluster import ClusterRunner, cluster_client
 from analogsim.experiments.sweep import SweepPlan, sweep_accuracy
 from analogsim.train.reference import trained_digits_mlp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance_page import run_mode, write_results
+
+TARGET = 1.6  # speed-up of the cluster against one worker's resources, at least
 
 PLAN = SweepPlan(axes=(CardAxis("read_noise.scale", (0.5, 1, 1.5, 2, 3, 4, 6, 8), mode="scale"),
                        CardAxis("adc.bits", (6, 7, 8, 9))),
@@ -50,6 +58,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    started_all = time.perf_counter()
     keep_freed_memory()  # as `analogsim run` does; the workers do it themselves
     model, data = trained_digits_mlp(seed=0, epochs=20)
     test = (data.x_test, data.y_test)
@@ -74,11 +83,22 @@ def main() -> None:
     same = np.array_equal(serial, distributed) and np.array_equal(single, distributed)
     print(f"same numbers: {same}")
     speedup = single_s / cluster_s
-    verdict = "met" if speedup >= 1.6 else "MISSED"
-    print(f"speed-up against serial with 1 torch thread {speedup:.2f}x (target >= 1.6x on 2 "
-          f"cores): {verdict}")
+    verdict = "met" if speedup >= TARGET else "MISSED"
+    print(f"speed-up against serial with 1 torch thread {speedup:.2f}x (target >= {TARGET}x on "
+          f"2 cores): {verdict}")
     print(f"speed-up against serial with {default_threads} torch threads "
           f"{serial_s / cluster_s:.2f}x")
+    runs = [{"label": "serial, 1 torch thread (one worker's resources)", "time_s": single_s,
+             "speedup": speedup, "target": TARGET},
+            {"label": f"serial, {default_threads} torch threads (`analogsim run` without "
+                      "`--cluster`)", "time_s": serial_s, "speedup": serial_s / cluster_s},
+            {"label": f"local:{args.workers}", "time_s": cluster_s}]
+    path = write_results("bench_cluster", {
+        "points": points, "times": len(PLAN.times_s), "instances": PLAN.instances,
+        "workers": args.workers, "startup_s": startup_s, "same_numbers": same, "runs": runs,
+        "speedup": speedup, "target": TARGET, "met": speedup >= TARGET,
+        "repeats": args.repeats}, mode=run_mode(parser, args), started=started_all)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

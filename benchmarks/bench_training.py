@@ -34,7 +34,8 @@ every operator's barrier for a core another process holds, and a LeNet-5 epoch t
 
 Run: ``python benchmarks/bench_training.py`` (about 1-2 minutes on 2 cores); ``--model mlp`` or
 ``--model resnet20`` (add ``--max-batches 8``: a ResNet-20 epoch is tens of seconds on CPU);
-``--quick`` for a smoke run whose ratios are not worth quoting.
+``--quick`` for a smoke run whose ratios are not worth quoting. Writes
+``benchmarks/results/bench_training.json``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ import argparse
 import copy
 import itertools
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -60,6 +63,9 @@ from analogsim.train import (
 )
 from analogsim.train.methods import TrainingContext
 from analogsim.train.schedules import multi_step_sam_rho
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from performance_page import run_mode, write_results
 
 FIRST_EPOCH = 10  # multi-step SAM: ρ(10) = 0.02, the first epoch with ρ > 0
 ONE_PASS, TWO_PASSES = 1.2, 2.1  # targets, epoch time / standard's
@@ -158,6 +164,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 repeat of 1 epoch of 4 batches")
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.quick:
         args.epochs, args.repeats, args.max_batches = 1, 1, 4
     torch.set_num_threads(args.threads)
@@ -183,18 +190,27 @@ def main() -> None:
     best = {label: min(t) for label, t in times.items()}
     print(f"{'method':<28} {'best ms':>9} {'median ms':>10} {'ratio':>7} {'target':>7} "
           f"{'met':>4} {'last loss':>10} {'train acc':>10}")
-    verdicts = {}
+    verdicts, rows = {}, []
     for label, trainee in trainees.items():
         ratio = best[label] / best["standard"]
         target = targets[label]
         verdict = "" if target is None else ("yes" if ratio <= target else "NO")
         verdicts[label] = (ratio, target, verdict)
+        rows.append({"method": label, "best_s": best[label],
+                     "median_s": statistics.median(times[label]), "ratio": ratio,
+                     "target": target, "met": None if target is None else ratio <= target,
+                     "loss": trainee.loss, "train_accuracy": trainee.accuracy})
         print(f"{label:<28} {1e3 * best[label]:9.1f} {1e3 * statistics.median(times[label]):10.1f}"
               f" {ratio:6.2f}x {'' if target is None else f'{target:.1f}x':>7} {verdict:>4} "
               f"{trainee.loss:10.3f} {trainee.accuracy:10.3f}")
     rho = trainees["multi-step SAM"].ctx.optimizer.param_groups[0]["rho"]
     print(f"multi-step SAM: ρ = {rho:g} in its last timed epoch "
           f"(epoch {trainees['multi-step SAM'].epoch - 1})")
+    path = write_results("bench_training", {
+        "model": args.model, "dataset": data.name, "training_samples": len(data.y_train),
+        "batch_size": args.batch_size, "steps_per_epoch": steps, "epochs": args.epochs,
+        "repeats": args.repeats, "methods": rows}, mode=run_mode(parser, args), started=started)
+    print(f"wrote {path}")
     print("summary (epoch time vs standard):")
     for label, (ratio, target, verdict) in verdicts.items():
         if target is not None:
