@@ -324,6 +324,7 @@ def main() -> None:
         "agreement_pp": AGREEMENT_PP, "agree": largest <= AGREEMENT_PP,
         "digital_accuracy": digital, "epochs": args.epochs, "instances": INSTANCES,
         "drift_times_s": list(DRIFT_TIMES_S), "read_noise_scales": list(READ_NOISE_SCALES),
+        "drift_time_count": len(DRIFT_TIMES_S), "read_noise_scale_count": len(READ_NOISE_SCALES),
         "test_samples": len(test[0]), "repeats": args.repeats},
         mode=run_mode(parser, args), started=started)
     print(f"wrote {path}")

@@ -26,31 +26,22 @@ each after one warm-up:
 The floor is checked against the tiles: each floor layer, run on its tile's input from a pcm
 forward with a copy of the tile's noise stream, gives the tile's output to float32 rounding.
 
-Memory, in a fresh subprocess per thread count (``--memory-threads``): build the digital
-model, trim the heap (``malloc_trim``), take the resident set as the baseline, and before each
-of convert, program and drift reset the kernel's peak (``/proc/self/clear_refs``, Linux ≥ 4.0);
-the largest peak (``VmHWM``) minus the baseline is the memory they needed. Target: ≤ 3× the
-digital model's parameter bytes. The subprocess also times the three verbs and sums the tiles'
-buffers by name.
+Their memory, and the time convert, program and drift take: ``bench_transformer_memory.py``.
 
 One torch thread by default: on a shared machine under load, each operator split over two
 OpenMP threads waits for a core another process holds, so with two threads the times count
 operator launches rather than work. ``--threads 2`` on an idle machine.
 
 Writes ``benchmarks/results/bench_transformer.json``. Run: ``python
-benchmarks/bench_transformer.py`` (about 5 minutes); ``--profile N`` keeps torch.profiler's
+benchmarks/bench_transformer.py`` (about 3 minutes); ``--profile N`` keeps torch.profiler's
 top N operators of a pcm and a floor forward.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
-import gc
-import json
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -79,7 +70,6 @@ BATCH, TOKENS = 4, 128
 SEED = 0
 DRIFT_S = 3600.0  # s after programming
 FLOOR_TARGET = 1.1  # pcm forward / floor forward, at most
-MEMORY_TARGET = 3.0  # peak memory of convert + program + drift / parameter bytes, at most
 VARIANTS = ("digital", "floor", "pcm")
 
 
@@ -215,102 +205,6 @@ def profile_forwards(model: nn.Module, variants: dict[str, dict[str, nn.Module]]
              "floor_calls": found["floor"].get(op, (0.0, 0))[1]} for op in order]
 
 
-# ------------------------------------------------------------------------ memory (subprocess)
-
-
-def status_bytes(field: str) -> int:
-    """A size of /proc/self/status (``VmRSS``, ``VmHWM``), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def tile_state_bytes(model: nn.Module) -> dict[str, int]:
-    """Bytes the tiles hold, summed per buffer, with the 1/f read-noise cache
-    (``read_noise_q``) and the forward plan's matrices (``plan``) where present."""
-    totals: dict[str, int] = {}
-    for _, layer in analog_layers(model):
-        tile = layer.tile
-        held = [*tile.named_buffers(recurse=False), ("read_noise_q", tile.read_noise_q),
-                *[("plan", m) for m in (tile.plan.matrices if tile.plan else [])]]
-        for name, tensor in held:
-            if tensor is not None and tensor.numel():
-                totals[name] = totals.get(name, 0) + tensor.numel() * tensor.element_size()
-    return dict(sorted(totals.items()))
-
-
-def trim_heap() -> None:
-    """Collect garbage and return the heap's free memory to the system (glibc)."""
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def measure_programming() -> dict[str, Any]:
-    """In this (fresh) process: peak memory and times of convert + program + drift.
-
-    The peak is reset before each verb, so each verb's own peak is known too; all are bytes
-    above the resident set before convert.
-    """
-    model = build_gpt2()
-    trim_heap()
-    baseline = status_bytes("VmRSS")
-    verbs = {
-        "convert": lambda: asim.convert(model, CARD, inplace=True),
-        "program": lambda: asim.program(model, seed=SEED),
-        "drift": lambda: asim.drift(model, DRIFT_S),
-    }
-    times, peaks = {}, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DigitalRemainderWarning)
-        for verb, run in verbs.items():
-            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-            started = time.perf_counter()
-            run()
-            times[f"{verb}_s"] = time.perf_counter() - started
-            peaks[verb] = status_bytes("VmHWM") - baseline
-    after = status_bytes("VmRSS") - baseline
-    trim_heap()
-    weights = sum(layer.weight.numel() for _, layer in analog_layers(model))
-    return {"method": "VmHWM minus VmRSS before convert (the kernel's peak reset through "
-                      "/proc/self/clear_refs before each verb, the heap trimmed before the "
-                      "baseline), default malloc settings",
-            "baseline_bytes": baseline, "growth_bytes": max(peaks.values()),
-            "peak_by_verb_bytes": peaks, "resident_after_bytes": after,
-            "resident_after_trim_bytes": status_bytes("VmRSS") - baseline,
-            # each parameter once: the tied lm_head is the token embedding
-            "parameter_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
-            "analog_weights": weights,
-            "state_bytes": tile_state_bytes(model), **times}
-
-
-def memory_in_subprocess(threads: int) -> dict[str, Any]:
-    """:func:`measure_programming` in a fresh Python process with ``threads`` torch threads."""
-    done = subprocess.run([sys.executable, __file__, "--memory-child", "--threads", str(threads)],
-                          capture_output=True, text=True, check=True)
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"threads": threads, **found,
-            "growth_over_parameters": found["growth_bytes"] / found["parameter_bytes"]}
-
-
-def memory_figures(runs: list[dict[str, Any]], after_forward: dict[str, int]) -> dict[str, Any]:
-    """Every run, the worst one against the target, and the tiles' state per buffer after
-    drift and after the first forward (which builds the forward plan)."""
-    worst = max(runs, key=lambda run: run["growth_bytes"])
-    after_drift, weights = worst["state_bytes"], worst["analog_weights"]
-    names = [*sorted(set(after_drift) | set(after_forward)), "all"]
-    after_drift["all"], after_forward["all"] = (sum(after_drift.values()),
-                                                sum(after_forward.values()))
-    state = [{"buffer": name, "after_drift_bytes": after_drift.get(name, 0),
-              "after_forward_bytes": after_forward.get(name, 0),
-              "per_weight_bytes": after_forward.get(name, 0) / weights} for name in names]
-    return {"runs": runs, "method": worst["method"], "parameter_bytes": worst["parameter_bytes"],
-            "growth_bytes": worst["growth_bytes"],
-            "growth_over_parameters": worst["growth_over_parameters"],
-            "target": MEMORY_TARGET, "met": worst["growth_over_parameters"] <= MEMORY_TARGET,
-            "state": state}
-
-
 # ------------------------------------------------------------------------ main
 
 
@@ -319,18 +213,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed forwards of each")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: see the module docstring)")
-    parser.add_argument("--memory-threads", type=int, nargs="+", default=[1, 2],
-                        help="torch threads of each memory subprocess")
     parser.add_argument("--profile", type=int, default=12, metavar="N",
                         help="torch.profiler's top N operators of each forward (0: none)")
-    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.memory_child:
-        print(json.dumps(measure_programming()))
-        return
     started = time.perf_counter()
-    memory_runs = [memory_in_subprocess(threads) for threads in args.memory_threads]
     keep_freed_memory()  # as `analogsim run` does, for every variant alike
     model = build_gpt2()
     digital = {name: module for name, module in model.named_modules()
@@ -354,7 +241,8 @@ def main() -> None:
     swap(model, analog)
     figures = {
         "model": {"parameters": sum(p.numel() for p in model.parameters()),
-                  "analog_layers": len(analog), "analog_weights": memory_runs[0]["analog_weights"],
+                  "analog_layers": len(analog),
+                  "analog_weights": sum(layer.weight.numel() for layer in analog.values()),
                   "batch": BATCH, "tokens": TOKENS, "attention": ATTENTION, "card": CARD,
                   "drift_s": DRIFT_S},
         "forward": {"repeats": args.repeats, "times_s": times,
@@ -368,7 +256,6 @@ def main() -> None:
                     "paired_pcm_over_floor_max": max(paired),
                     "target": FLOOR_TARGET, "met": median["pcm"] / median["floor"] <= FLOOR_TARGET},
         "agreement": agreement,
-        "memory": memory_figures(memory_runs, tile_state_bytes(model)),
         "profile": profile,
     }
     report(figures)
@@ -379,7 +266,7 @@ def main() -> None:
 
 def report(figures: dict[str, Any]) -> None:
     """Print the headline figures (the JSON has them all)."""
-    fw, mem = figures["forward"], figures["memory"]
+    fw = figures["forward"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; GPT-2 small on "
           f"{CARD}, batch {BATCH} x {TOKENS} tokens; forward, median of {fw['repeats']}:")
     for row in fw["variants"]:
@@ -389,13 +276,6 @@ def report(figures: dict[str, Any]) -> None:
           f"{fw['paired_pcm_over_floor_min']:.2f}-{fw['paired_pcm_over_floor_max']:.2f}x), target"
           f" <= {fw['target']:g}x: {'met' if fw['met'] else 'NOT met'}; floor vs tile per layer:"
           f" largest difference {figures['agreement']:.2g} of max |output|")
-    for run in mem["runs"]:
-        print(f"memory, {run['threads']} thread(s): peak {run['growth_bytes'] / 2**20:,.0f} MiB "
-              f"= {run['growth_over_parameters']:.2f}x the parameters (target <= "
-              f"{mem['target']:g}x); convert {run['convert_s']:.1f} s, program "
-              f"{run['program_s']:.1f} s, drift {run['drift_s']:.1f} s")
-    print("tile state after the first forward, bytes per analog weight: " + ", ".join(
-        f"{row['buffer']} {row['per_weight_bytes']:.2f}" for row in mem["state"]))
 
 
 if __name__ == "__main__":

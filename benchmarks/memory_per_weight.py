@@ -22,7 +22,7 @@ every number on the page comes from the JSON. A ``--baseline FILE`` (this script
 ``--no-precision --output FILE`` on other code: the code before issue 18) becomes the page's
 "before" columns, and stays in the JSON through later runs.
 
-Run: ``python benchmarks/memory_per_weight.py`` (about 2 min on 2 cores, < 1 GiB);
+Run: ``python benchmarks/memory_per_weight.py`` (2–3 min on 2 cores, each process < 1 GiB);
 ``--docs-only`` re-renders the page from the JSON (``tests/test_programmed_memory.py`` checks
 the committed page is that render).
 """

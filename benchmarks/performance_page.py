@@ -154,6 +154,8 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "float": lambda v: f"{v:.3g}",
     "ratio": _ratio,
     "ratio1": lambda v: f"{v:.1f}×",
+    "at_most": lambda v: f"≤ {v:g}×",
+    "at_least": lambda v: f"≥ {v:g}×",
     "s": lambda v: f"{v:.2f} s",
     "s3": lambda v: f"{v:.3f} s",
     "ms": lambda v: f"{1e3 * v:.2f} ms",

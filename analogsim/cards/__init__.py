@@ -41,3 +41,4 @@ from analogsim.cards.sections import Faults as Faults
 from analogsim.cards.sections import OutputNoise as OutputNoise
 from analogsim.cards.sections import PerReadNoise as PerReadNoise
 from analogsim.cards.sections import TileMapping as TileMapping
+from analogsim.cards.sections import Wires as Wires

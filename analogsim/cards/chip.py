@@ -41,6 +41,7 @@ from analogsim.cards.sections import (
     OutputNoise,
     PerReadNoise,
     TileMapping,
+    Wires,
 )
 from analogsim.cards.validation import build_section, section_fields, type_hints
 from analogsim.errors import CardError
@@ -69,6 +70,7 @@ class Chip:
     mapping: TileMapping = field(default_factory=TileMapping)
     drift_compensation: DriftCompensation = field(default_factory=DriftCompensation)
     coding: Coding = field(default_factory=Coding)
+    wires: Wires = field(default_factory=Wires)
 
     required_sections: ClassVar[tuple[str, ...]] = ("card", "conductance")
 
@@ -174,6 +176,12 @@ def _check_consistency(chip: Chip, source: str) -> None:
         raise CardError(
             f"{source}: coding.r_large ({coding.r_large}) must be at least coding.r_small "
             f"({coding.r_small})"
+        )
+    if chip.wires.segment_resistance_ohm > 0 and coding != Coding():
+        raise CardError(
+            f"{source}: wires.segment_resistance_ohm ({chip.wires.segment_resistance_ohm}) "
+            "needs the default [coding]: coded cells have no place on a crossbar's wires; "
+            "set wires.segment_resistance_ohm = 0 or remove [coding]"
         )
     drift = chip.drift
     if (isinstance(drift, PcmPowerLawDrift) and isinstance(chip.read_noise, PcmOneOverFReadNoise)

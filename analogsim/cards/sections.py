@@ -1,5 +1,6 @@
 """The sections of a card that hold no law choice: identity, conductance range, faults,
-converters, output noise, tile mapping, drift compensation and weight coding.
+converters, output noise, tile mapping, wire resistance, drift compensation and weight
+coding.
 
 The law sections (programming, drift, read noise) are in :mod:`analogsim.cards.laws`.
 """
@@ -112,6 +113,22 @@ class TileMapping:
                       "tiles. A simulation setting: results differ from float32 products in "
                       "the last bits"),
     )
+
+
+@dataclass(frozen=True)
+class Wires:
+    """Resistance of the crossbar wires, which lowers the currents of large tiles (IR drop).
+
+    Each physical tile (``tile_rows`` × ``tile_cols``, one crossbar per device of a pair) is
+    a linear resistor network: rows driven at one end, columns read at virtual ground at the
+    other. Its MVM sees the first-order effective conductances G / (1 + δ) of
+    :mod:`analogsim.physics.ir_drop`; docs/ir_drop.md gives the model and its error.
+    """
+
+    segment_resistance_ohm: float = number(
+        0.0, "resistance of the wire segment between adjacent cells, along rows and along "
+        "columns (also between the driver or the ADC and the nearest cell); 0: ideal wires, "
+        "the MVM untouched. aihwkit's IR-drop model takes 0.15 Ω (ir_drop_rs)", "Ω", 0.0, 1e3)
 
 
 @dataclass(frozen=True)

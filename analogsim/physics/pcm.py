@@ -109,6 +109,7 @@ def one_over_f_read_noise_std(
 def add_read_noise(
     g: torch.Tensor, std: torch.Tensor, scale: float, generators: Generators
 ) -> torch.Tensor:
-    """max(g + scale · std · N(0, 1), 0), µS (evaluated in place on the draws)."""
+    """max(g + scale · std · N(0, 1), 0), µS (evaluated in place on the draws; 1 · std is std
+    exactly, so scale 1 skips that product)."""
     noise = standard_normal(g.shape, generators, g.dtype)
-    return noise.mul_(scale * std).add_(g).clamp_(min=0.0)
+    return noise.mul_(std if scale == 1.0 else scale * std).add_(g).clamp_(min=0.0)

@@ -38,9 +38,9 @@ from analogsim.physics import conductance, pcm, programming, rram
 #: Storage type of PCM drift exponents. float16 rounds ν to 2⁻¹¹ of itself (11 significant
 #: bits); the drifted conductance g·exp(−ν ln(t/t0)) then moves by at most
 #: g · max_x(x e^(−x)) · 2⁻¹¹ = g · e⁻¹ · 2⁻¹¹ ≈ 1.8e−4 · g at any time, against a 1/f read
-#: noise of ≥ 4 % of g at 1 h on the pcm card. Measured (docs/memory.md): at most 2.0e−4 of
-#: max|W| per weight after a year, and the digits MLP's accuracy over 20 chips unchanged but
-#: for one test sample on 3 of 120 (chip, time) points.
+#: noise of ≥ 4 % of g at 1 h on the pcm card. Measured (docs/memory.md): at most 1.9e−4 of
+#: max|W| per weight after a year; the digits MLPs' accuracies over 20 chips move by one test
+#: sample on 3 of their 120 (chip, time) points, by none on the others.
 EXPONENT_STORAGE = torch.float16
 #: Largest drift exponent float16 holds; a card whose exponents can exceed it (drift.scale
 #: above ~10⁵) keeps them in float32.
@@ -58,7 +58,9 @@ BLOCK_DEVICES = 2**20
 class ProgrammedDevices:
     """What programming leaves on a tile for K instances (all µS or dimensionless)."""
 
-    g_target: torch.Tensor  # (D, out, in) µS, after level quantisation
+    # (D, out, in) µS, after level quantisation; may be empty for aging when the card's drift
+    # does not read it (drift_reads_targets)
+    g_target: torch.Tensor
     # (K, D, out, in) µS; a view of g_target expanded over K when programming is exact
     g_programmed: torch.Tensor
     drift_exponents: torch.Tensor | None  # (K, D, out, in), PCM only; exponent_dtype(chip)

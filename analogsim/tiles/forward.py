@@ -177,7 +177,12 @@ class TileForward:
             self._chunk(x, plan, ops, j, generators, bias if j == last else None, input_range)
             for j in range(last + 1)
         ]
-        return sum(outputs[1:], outputs[0])
+        if any(y.requires_grad for y in outputs):
+            return sum(outputs[1:], outputs[0])
+        total = outputs[0]  # a fresh tensor: summed into in place, in the same order
+        for y in outputs[1:]:
+            total.add_(y)
+        return total
 
     def _chunk(self, x: torch.Tensor, plan: ForwardPlan, ops: MvmOps, j: int,
                generators: list[torch.Generator], bias: torch.Tensor | None,
@@ -214,12 +219,19 @@ class TileForward:
             y = y.add_(noise) if owned else y + noise
         y = y.round_() if clip is not None else converters.adc_codes(y, in_place=owned)
         factor = plan.output_factors[j]
+        in_place = owned and not (bias is not None and bias.requires_grad and
+                                  torch.is_grad_enabled())  # autograd: no out= results
         if isinstance(factor, float) or factor.dim() == 1:  # per instance: fold it with max|x|
             multiplier = per_instance(factor, input_scale, y)
-            if not owned or (bias is not None and bias.requires_grad and
-                             torch.is_grad_enabled()):  # autograd: no out= results
+            if not in_place:
                 return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
             return scale_and_shift_(y, multiplier, bias)
+        same_type = all(t is None or t.dtype == y.dtype for t in (factor, input_scale, bias))
+        if in_place and same_type and y.is_contiguous():  # the same products, no new tensors
+            y = ops.scale_outputs(y, factor, in_place=True)
+            if input_scale is not None:
+                y.mul_(input_scale)
+            return y if bias is None else y.add_(bias)
         y = ops.scale_outputs(y, factor)
         if input_scale is not None:
             y = y * input_scale

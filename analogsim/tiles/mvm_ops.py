@@ -55,8 +55,10 @@ class MvmOps(Protocol):
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Σ_j x_j² of each input vector, broadcastable to the output."""
 
-    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        """y multiplied by a per-instance, per-output factor (K, out)."""
+    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor, in_place: bool = False
+                      ) -> torch.Tensor:
+        """y multiplied by a per-instance, per-output factor (K, out); overwriting y when
+        ``in_place`` (y contiguous, needing no gradient)."""
 
 
 class LinearOps:
@@ -97,10 +99,14 @@ class LinearOps:
     def square_sum(self, x_squared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         return x_squared.sum(dim=-1, keepdim=True)
 
-    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor, in_place: bool = False
+                      ) -> torch.Tensor:
         k_count, out = factor.shape
         if k_count == 1:
-            return y * factor[0]
+            return y.mul_(factor[0]) if in_place else y * factor[0]
+        if in_place:
+            y.view(k_count, -1, out).mul_(factor.unsqueeze(1))
+            return y
         return (y.reshape(k_count, -1, out) * factor.unsqueeze(1)).reshape(y.shape)
 
 
@@ -228,7 +234,11 @@ class ConvOps:
             return sums
         return sums.repeat_interleave(geometry.out_channels // geometry.groups, dim=1)
 
-    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    def scale_outputs(self, y: torch.Tensor, factor: torch.Tensor, in_place: bool = False
+                      ) -> torch.Tensor:
         k_count, out = factor.shape
         view = (k_count, -1, out) + (1,) * (y.dim() - 2)
+        if in_place:
+            y.view(k_count, -1, *y.shape[1:]).mul_(factor.reshape(view))
+            return y
         return (y.reshape(k_count, -1, *y.shape[1:]) * factor.reshape(view)).reshape(y.shape)
