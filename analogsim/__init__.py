@@ -11,6 +11,7 @@ The verbs a user learns::
     result = asim.evaluate(amodel, (x, y))       # accuracy per instance, mean, CI
     with asim.instances_folded(amodel):          # by hand: inputs (K·B, ...), instance-major
         logits = amodel(x.repeat(16, 1))
+    print(asim.cost(amodel, x[:1]))              # energy, latency, area (cards with [cost])
     model2 = asim.to_digital(amodel)
     results = asim.load_results("results/run.h5")
 
@@ -27,6 +28,7 @@ from analogsim.cards import list_chips as list_chips
 from analogsim.cards import load_chip as load_chip
 from analogsim.conversion import convert as convert
 from analogsim.conversion import to_digital as to_digital
+from analogsim.cost import cost as cost
 from analogsim.errors import AnalogsimError as AnalogsimError
 from analogsim.evaluation import Evaluation as Evaluation
 from analogsim.evaluation import evaluate as evaluate

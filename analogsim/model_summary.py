@@ -13,6 +13,9 @@ same numbers as data::
     print(s)                          # one row per analog layer, then the digital ones
     s.analog_share                    # fraction of the matrix weights on tiles
     [row.name for row in s.rows]
+
+With cards that have a ``[cost]`` section the table adds, per layer, the energy of one input
+vector through its tiles and their area; :func:`analogsim.cost` prices a whole inference.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 
 from analogsim.tiles import ANALOG_LAYERS, COMPOSITE_LAYERS, AnalogLayer, named_analog_class
 from analogsim.tiles.coding import scheme_parts
+from analogsim.tiles.cost import TileCost, tile_cost
 
 #: lookup tables: their weight is indexed, not multiplied
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
@@ -191,6 +195,9 @@ class LayerRow:
             single device, times the mean cells per weight of a programmed coded tile; None
             for a tile with redundancy coding not yet programmed (it depends on the weights).
         mapping: how a weight is stored, in words.
+        cost: one input vector through the layer's tiles, priced by the card's ``[cost]``
+            (:mod:`analogsim.tiles.cost`); None without one, or for an unprogrammed tile
+            coded with ``coding.scope = "global"`` (its cells depend on the whole model).
     """
 
     name: str
@@ -202,6 +209,7 @@ class LayerRow:
     card: str
     devices_per_weight: float | None
     mapping: str
+    cost: TileCost | None = None
 
     @property
     def tiles(self) -> int:
@@ -228,10 +236,14 @@ def _devices(layer: AnalogLayer) -> tuple[float | None, str]:
 def _row(name: str, layer: AnalogLayer) -> LayerRow:
     matrix = layer.weight_matrix()
     devices, mapping = _devices(layer)
-    layout = layer.tile.layout
+    tile = layer.tile
+    layout = tile.layout
+    global_coding = tile.coded and tile.chip.coding.scope == "global" and not tile.is_programmed
+    cost = (tile_cost(tile, matrix, f"layer {name!r}")
+            if tile.chip.cost is not None and not global_coding else None)
     return LayerRow(name, type(layer).__name__, (matrix.shape[0], matrix.shape[1]),
                     matrix.numel(), len(layout.row_chunks), len(layout.column_groups),
-                    layer.tile.chip.name, devices, mapping)
+                    tile.chip.name, devices, mapping, cost)
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,10 @@ class ModelSummary:
                   (f"{row.devices_per_weight:g}" if row.devices_per_weight is not None
                    else "?") + f" ({row.mapping})")
                  for row in self.rows]
+        if any(row.cost is not None for row in self.rows):  # cards with [cost]
+            header += ("energy/vector", "area")
+            table = [(*line, *cost_cells(row.cost)) for line, row in zip(table, self.rows,
+                                                                         strict=True)]
         widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                  for line in [header, *table]]
@@ -290,6 +306,14 @@ class ModelSummary:
                       f"{'×'.join(map(str, layer.shape))}): {layer.reason}"
                       for layer in self.digital]
         return "\n".join(lines)
+
+
+def cost_cells(cost: TileCost | None) -> tuple[str, str]:
+    """(energy of one input vector through the layer's tiles, area) as table cells."""
+    if cost is None:
+        return "?", "?"
+    energy = "?" if cost.energy_J is None else f"{cost.energy_J * 1e9:.3g} nJ"
+    return energy, f"{cost.area_um2 / 1e6:.3g} mm²"
 
 
 def summary(model: nn.Module) -> ModelSummary:

@@ -13,6 +13,9 @@ Everything is measured side by side in this one process and printed as ratios:
   the same ≤ 1.2×;
 - K = 16 instances in one call vs 16 sequential K = 1 calls (per-instance cost).
 
+The layers take turns in every repeat (best of ``--repeats`` means of ``--number`` calls), so
+a burst of load from other processes hits all of them rather than one.
+
 Writes ``benchmarks/results/bench_tile.json``. Run: ``python benchmarks/bench_tile.py`` (eval
 mode, K = 1, no autograd; ``--threads 1`` is steadier on a machine other processes load).
 """
@@ -23,6 +26,7 @@ import argparse
 import sys
 import time
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +48,18 @@ QUIET_TARGETS = {"Linear": 1.3, "Conv2d": 1.5}
 FLOOR_TARGET = 1.2
 
 
-def best_time(fn, repeats: int, number: int) -> float:
-    """Best of ``repeats`` mean times of ``number`` calls, in seconds."""
-    fn()
-    return min(timeit.repeat(fn, repeat=repeats, number=number)) / number
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, number: int
+               ) -> dict[str, float]:
+    """Best of ``repeats`` mean times (s) of ``number`` calls of each function, after one call
+    each. The functions take turns in every repeat, so a burst of load from other processes
+    hits all of them rather than one."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for label, fn in fns.items():
+            best[label] = min(best[label], timeit.timeit(fn, number=number) / number)
+    return best
 
 
 def floor_forward(x, w, chip, mvm, out_dims):
@@ -80,13 +92,14 @@ def bench_case(name, digital, x, mvm, dims, repeats, number) -> dict[str, Any]:
     w_normalised = analog.tile.w_effective[0].reshape(analog.weight.shape)
     x16 = x.repeat(16, *([1] * (x.dim() - 1)))
     with torch.inference_mode(), asim.instances_folded(batch16):
-        t_digital = best_time(lambda: digital(x), repeats, number)
-        t_quiet = best_time(lambda: quiet(x), repeats, number)
-        t_analog = best_time(lambda: analog(x), repeats, number)
-        t_floor = best_time(lambda: floor_forward(x, w_normalised, chip, mvm, dims), repeats,
-                            number)
-        t_coded = best_time(lambda: coded(x), repeats, number)
-        t_k16 = best_time(lambda: batch16(x16), max(2, repeats // 2), max(1, number // 4))
+        times = best_times({"digital": lambda: digital(x), "quiet": lambda: quiet(x),
+                            "analog": lambda: analog(x), "coded": lambda: coded(x),
+                            "floor": lambda: floor_forward(x, w_normalised, chip, mvm, dims)},
+                           repeats, number)
+        t_k16 = best_times({"k16": lambda: batch16(x16)}, max(2, repeats // 2),
+                           max(1, number // 4))["k16"]
+    t_digital, t_quiet, t_analog, t_coded, t_floor = (
+        times[label] for label in ("digital", "quiet", "analog", "coded", "floor"))
     kind = type(digital).__name__
     row = {"label": name, "digital_s": t_digital, "quiet_s": t_quiet, "floor_s": t_floor,
            "pcm_s": t_analog, "coded_s": t_coded, "k16_s": t_k16,

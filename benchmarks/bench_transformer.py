@@ -45,6 +45,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +188,8 @@ def time_forwards(model: nn.Module, variants: dict[str, dict[str, nn.Module]],
 
 def profile_forwards(model: nn.Module, variants: dict[str, dict[str, nn.Module]],
                      tokens: torch.Tensor, top: int) -> list[dict[str, Any]]:
-    """Self CPU time (ms) of the ``top`` operators of one pcm forward, beside the same
-    operators' time in one floor forward."""
+    """Self CPU time (ms) and calls of the ``top`` operators of one pcm and one floor forward
+    (by the larger of their two times)."""
     from torch.profiler import profile
 
     found: dict[str, dict[str, tuple[float, int]]] = {}
@@ -199,10 +200,10 @@ def profile_forwards(model: nn.Module, variants: dict[str, dict[str, nn.Module]]
                 forward(model, tokens)
             found[label] = {e.key: (e.self_cpu_time_total / 1e3, e.count)
                             for e in profiler.key_averages()}
-    order = sorted(found["pcm"], key=lambda op: -found["pcm"][op][0])[:top]
-    return [{"operator": op, "pcm_ms": found["pcm"][op][0], "pcm_calls": found["pcm"][op][1],
-             "floor_ms": found["floor"].get(op, (0.0, 0))[0],
-             "floor_calls": found["floor"].get(op, (0.0, 0))[1]} for op in order]
+    pcm, floor = (defaultdict(lambda: (0.0, 0), found[label]) for label in ("pcm", "floor"))
+    order = sorted({*pcm, *floor}, key=lambda op: -max(pcm[op][0], floor[op][0]))[:top]
+    return [{"operator": op, "pcm_ms": pcm[op][0], "pcm_calls": pcm[op][1],
+             "floor_ms": floor[op][0], "floor_calls": floor[op][1]} for op in order]
 
 
 # ------------------------------------------------------------------------ main

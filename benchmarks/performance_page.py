@@ -42,8 +42,6 @@ RESULTS = HERE / "results"
 TEMPLATE = HERE / "templates" / "performance.md.in"
 PAGE = ROOT / "docs" / "performance.md"
 DIRECTIVE = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
-#: result files of other scripts in the same folder, not benchmarks of this page
-OTHER_RESULTS = ("calibration", "memory_per_weight")
 
 
 # ------------------------------------------------------------------------ writing results
@@ -134,9 +132,10 @@ def write_results(bench: str, figures: dict[str, Any], *, mode: str, started: fl
 
 
 def load_results(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
-    """Every benchmark's result file in ``folder``, by benchmark name."""
+    """Every benchmark's result file in ``folder`` (``bench_*.json``; other scripts keep
+    theirs beside them), by benchmark name."""
     return {path.stem: json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(folder.glob("*.json")) if path.stem not in OTHER_RESULTS}
+            for path in sorted(folder.glob("bench_*.json"))}
 
 
 def _ratio(value: float) -> str:
@@ -152,6 +151,9 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "text": str,
     "int": lambda v: f"{int(v):,}",
     "float": lambda v: f"{v:.3g}",
+    "number": lambda v: f"{v:g}",
+    "decimal1": lambda v: f"{v:,.1f}",
+    "decimal2": lambda v: f"{v:,.2f}",
     "ratio": _ratio,
     "ratio1": lambda v: f"{v:.1f}×",
     "at_most": lambda v: f"≤ {v:g}×",

@@ -9,12 +9,13 @@ import pytest
 from analogsim.cards.chip import Chip
 from analogsim.cards.laws import LAWS
 from analogsim.cards.reference import REFERENCE_PATH, REGENERATE, card_reference
-from analogsim.cards.validation import type_hints
+from analogsim.cards.validation import section_class, type_hints
 
 SECTIONS = [
     cls
     for f in dataclasses.fields(Chip)
-    for cls in (LAWS[f.name].values() if f.name in LAWS else [type_hints(Chip)[f.name]])
+    for cls in (LAWS[f.name].values() if f.name in LAWS
+                else [section_class(type_hints(Chip)[f.name])])
 ]
 
 

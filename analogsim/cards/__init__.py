@@ -35,6 +35,7 @@ from analogsim.cards.sections import Adc as Adc
 from analogsim.cards.sections import CardInfo as CardInfo
 from analogsim.cards.sections import Coding as Coding
 from analogsim.cards.sections import Conductance as Conductance
+from analogsim.cards.sections import Cost as Cost
 from analogsim.cards.sections import Dac as Dac
 from analogsim.cards.sections import DriftCompensation as DriftCompensation
 from analogsim.cards.sections import Faults as Faults

@@ -35,6 +35,7 @@ from analogsim.cards.sections import (
     CardInfo,
     Coding,
     Conductance,
+    Cost,
     Dac,
     DriftCompensation,
     Faults,
@@ -43,7 +44,7 @@ from analogsim.cards.sections import (
     TileMapping,
     Wires,
 )
-from analogsim.cards.validation import build_section, section_fields, type_hints
+from analogsim.cards.validation import build_section, section_class, section_fields, type_hints
 from analogsim.errors import CardError
 
 CARD_FORMAT_VERSION = 1
@@ -71,6 +72,8 @@ class Chip:
     drift_compensation: DriftCompensation = field(default_factory=DriftCompensation)
     coding: Coding = field(default_factory=Coding)
     wires: Wires = field(default_factory=Wires)
+    #: None: the card has no [cost] section and reports accuracy only
+    cost: Cost | None = None
 
     required_sections: ClassVar[tuple[str, ...]] = ("card", "conductance")
 
@@ -140,7 +143,7 @@ def chip_from_dict(data: Mapping[str, Any], source: str = "card") -> Chip:
                 )
             built[name] = build_section(name, LAWS[name][law], table, source)
         else:
-            built[name] = build_section(name, hints[name], table, source)
+            built[name] = build_section(name, section_class(hints[name]), table, source)
     chip = Chip(**built)
     _check_consistency(chip, source)
     return chip
@@ -207,6 +210,8 @@ def chip_to_dict(chip: Chip) -> dict[str, Any]:
     out: dict[str, Any] = {"format_version": CARD_FORMAT_VERSION}
     for f in dataclasses.fields(chip):
         section = getattr(chip, f.name)
+        if section is None:  # an optional section the card leaves out
+            continue
         out[f.name] = {
             k: _plain(v) for k, v in dataclasses.asdict(section).items() if v is not None
         }
@@ -264,7 +269,7 @@ def _fields_of_section(section: str, data: Mapping[str, Any]) -> set[str]:
         law = data.get(section, {}).get("law", "none")
         cls = LAWS[section].get(law, next(iter(LAWS[section].values())))
     else:
-        cls = type_hints(Chip)[section]
+        cls = section_class(type_hints(Chip)[section])
     return set(section_fields(cls))
 
 

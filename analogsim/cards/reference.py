@@ -27,7 +27,7 @@ import tomli_w
 from analogsim.cards.chip import CARD_FORMAT_VERSION, Chip
 from analogsim.cards.laws import LAWS
 from analogsim.cards.loading import list_chips, load_chip
-from analogsim.cards.validation import type_hints
+from analogsim.cards.validation import section_class, type_hints
 
 #: The page in the source tree: docs/cards.md beside the analogsim package.
 REFERENCE_PATH = Path(__file__).resolve().parents[2] / "docs" / "cards.md"
@@ -147,7 +147,8 @@ def card_reference() -> str:
     parts = [_INTRO]
     hints = type_hints(Chip)
     for f in dataclasses.fields(Chip):
-        required = " (required)" if f.name in Chip.required_sections else ""
+        required = (" (required)" if f.name in Chip.required_sections
+                    else " (optional)" if f.default is None else "")
         lines = [f"## [{f.name}]{required}", ""]
         if f.name in LAWS:
             lines += [f"`law` picks one of {', '.join(f'`{k}`' for k in LAWS[f.name])}; the "
@@ -155,7 +156,7 @@ def card_reference() -> str:
             for law, cls in LAWS[f.name].items():
                 lines += [f"### law = \"{law}\"", "", _doc(cls), "", *section_table(cls), ""]
         else:
-            cls = hints[f.name]
+            cls = section_class(hints[f.name])
             lines += [_doc(cls), "", *section_table(cls), ""]
         parts.append("\n".join(lines))
     parts.append("\n".join(_shipped_cards()) + "\n")

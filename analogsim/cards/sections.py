@@ -1,6 +1,6 @@
 """The sections of a card that hold no law choice: identity, conductance range, faults,
-converters, output noise, tile mapping, wire resistance, drift compensation and weight
-coding.
+converters, output noise, tile mapping, wire resistance, drift compensation, weight
+coding and the optional cost figures.
 
 The law sections (programming, drift, read noise) are in :mod:`analogsim.cards.laws`.
 """
@@ -122,7 +122,7 @@ class Wires:
     Each physical tile (``tile_rows`` × ``tile_cols``, one crossbar per device of a pair) is
     a linear resistor network: rows driven at one end, columns read at virtual ground at the
     other. Its MVM sees the first-order effective conductances G / (1 + δ) of
-    :mod:`analogsim.physics.ir_drop`; docs/ir_drop.md gives the model and its error.
+    ``analogsim.physics.ir_drop``; docs/ir_drop.md gives the model and its error.
     """
 
     segment_resistance_ohm: float = number(
@@ -173,3 +173,42 @@ class Coding:
         "clamp a decoded magnitude at 0, so the sign stays protected"))
     r_small: int = field(default=1, metadata=spec("cells per small weight", "", 1, 1000))
     r_large: int = field(default=10, metadata=spec("cells per large weight", "", 1, 1000))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Energy, time and area figures that price a converted model (``asim.cost``).
+
+    Optional: a card without ``[cost]`` reports accuracy only. With it, every key is required
+    and ``source`` says where the figures come from (which are from a paper, which assumed).
+    The formulas, and what they leave out (wires, buffers, data movement between tiles,
+    control), are in docs/cost.md.
+    """
+
+    source: str = field(metadata=spec(
+        "where the figures come from: paper, table or figure per figure, or why assumed"))
+    read_voltage_V: float = field(metadata=spec(
+        "voltage across a device while it is read; cell read energy G·V²·t", "V", 0.0, 10.0))
+    read_time_s: float = field(metadata=spec(
+        "time the read voltage is applied per MVM (the full-scale input pulse); also the "
+        "array part of a tile's MVM time", "s", 0.0, 1e-3))
+    dac_energy_J: float = field(metadata=spec(
+        "energy of one input conversion: one DAC driving one tile row for one MVM", "J",
+        0.0, 1e-6))
+    adc_fom_J: float = field(metadata=spec(
+        "Walden figure of merit, energy per conversion step: one conversion costs "
+        "adc_fom_J · 2^adc.bits (B. Murmann, ADC Performance Survey)", "J", 0.0, 1e-6))
+    adc_conversion_time_s: float = field(metadata=spec(
+        "time of one ADC conversion after the read; a shared ADC converts its columns in "
+        "turn", "s", 0.0, 1e-3))
+    columns_per_adc: int = field(metadata=spec(
+        "columns sharing one ADC (1: an ADC per column); a tile of tile_cols columns has "
+        "⌈tile_cols / columns_per_adc⌉ ADCs", "", 1, 1 << 20))
+    cell_area_um2: float = field(metadata=spec(
+        "area of one device with its access transistors", "µm²", 0.0, 1e4))
+    adc_area_um2: float = field(metadata=spec("area of one ADC", "µm²", 0.0, 1e6))
+    digital_energy_per_output_J: float = field(metadata=spec(
+        "digital periphery per tile output per MVM: scaling, bias, drift compensation, "
+        "adding partial sums", "J", 0.0, 1e-6))
+    digital_mac_energy_J: float = field(metadata=spec(
+        "one multiply-accumulate of a layer that stays digital", "J", 0.0, 1e-6))

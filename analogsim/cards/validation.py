@@ -29,6 +29,14 @@ def section_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+def section_class(annotation: Any) -> type:
+    """The section dataclass of a Chip field's annotation: ``X`` of an optional ``X | None``
+    (a section a card may leave out, such as ``[cost]``), else the annotation itself."""
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
 def _check_number(where: str, value: Any, meta: Mapping[str, Any], integer: bool) -> float | int:
     kind = "an integer" if integer else "a number"
     if (

@@ -10,4 +10,6 @@ device range (conductance) or of a full-scale device current (tile outputs).
 - :mod:`.pcm` — PCM drift exponents, power-law drift, accumulated 1/f read noise.
 - :mod:`.rram` — RRAM conductance relaxation.
 - :mod:`.periphery` — DAC/ADC quantisation, per-read noise in output space, drift compensation.
+- :mod:`.energy` — energy, time and area of one MVM on a tile (the card's ``[cost]``).
+- :mod:`.ir_drop` — wire resistance of a crossbar: first-order model and exact nodal solve.
 """

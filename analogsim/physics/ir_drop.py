@@ -35,8 +35,9 @@ Two ways to compute M:
   the first sum from the row segments the cell shares with the cells of its row, the second
   from the column segments it shares with the cells of its column (both are two cumulative
   sums over the crossbar). M = G (1 − δ) is exact to first order; the model uses the same
-  first order in rational form, M = G / (1 + δ), which stays positive and is about six times
-  closer to the exact solve (docs/ir_drop.md measures both).
+  first order in rational form, M = G / (1 + δ), which stays positive and is about ten times
+  closer to the exact solve (docs/ir_drop.md measures both: below 0.06·δ_max² of the largest
+  column current up to δ_max = 1, and below 5 % of the drop up to δ_max = 20).
 """
 
 from __future__ import annotations
@@ -143,7 +144,10 @@ def crossbar_node_voltages(g: torch.Tensor | np.ndarray, v: torch.Tensor | np.nd
     rows, cols = g64.shape
     rhs = np.zeros((2 * rows * cols, v64.shape[0]))
     rhs[np.arange(rows) * cols] = v64.T / r  # drivers through their first segment
-    x = scipy.sparse.linalg.splu(_admittance(g64, r)).solve(rhs)  # (2·rows·cols, batch)
+    # a minimum-degree ordering of the symmetric pattern keeps the factor of this grid-like
+    # network about half as large as the default column ordering does
+    lu = scipy.sparse.linalg.splu(_admittance(g64, r), permc_spec="MMD_AT_PLUS_A")
+    x = lu.solve(rhs)  # (2·rows·cols, batch)
     x = x.T.reshape(-1, 2, rows, cols)
     return x[:, 0], x[:, 1]
 

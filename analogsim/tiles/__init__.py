@@ -14,6 +14,7 @@ A layer's tile is built from stages, one module each, wired by :class:`AnalogTil
 
 :mod:`.layers` holds the public layer family on top: :class:`AnalogLayer` and its subclasses;
 :mod:`.hf_layers` those for HuggingFace transformers' layers, recognised by class name.
+:mod:`.cost` prices one input vector through a layer's tiles (the card's ``[cost]``).
 """
 
 import torch

@@ -17,7 +17,7 @@ import torch
 
 from analogsim.cards import Chip
 from analogsim.physics.sampling import normal, standard_normal
-from analogsim.tiles import device_model, integer_mvm
+from analogsim.tiles import device_model, integer_mvm, wires
 from analogsim.tiles.converters import Converters
 from analogsim.tiles.layout import TileLayout
 from analogsim.tiles.mvm_ops import DigitPlanesSource, MvmOps
@@ -62,7 +62,7 @@ class ForwardPlan:
 
 def exact_without_periphery(chip: Chip) -> bool:
     """Whether ``chip``'s periphery leaves the MVM exact: no DAC, no input scaling, no ADC,
-    no noise at a read."""
+    no noise at a read, no wire resistance."""
     return (
         chip.dac.bits is None
         and chip.dac.input_scaling == "none"
@@ -70,6 +70,7 @@ def exact_without_periphery(chip: Chip) -> bool:
         and chip.output_noise.std == 0
         and chip.per_read_noise.additive_std == 0
         and chip.per_read_noise.multiplicative_std == 0
+        and not wires.has_wires(chip)
     )
 
 
@@ -140,10 +141,12 @@ class TileForward:
 
     def live_plan(self, chip: Chip, weight: torch.Tensor) -> ForwardPlan:
         """The plan of a live (training-mode or unprogrammed) tile: the digital weight (out,
-        rows), normalised per tile, as one instance; conductance-square weights from its target
-        conductances when the card has multiplicative per-read noise."""
+        rows), normalised per tile, as one instance, as the crossbars see it (IR drop with wire
+        resistance, :mod:`.wires`); conductance-square weights from its target conductances
+        when the card has multiplicative per-read noise."""
         scale = self.layout.weight_scales(weight)
-        w_n = (weight / self.layout.expand_rows(scale)).unsqueeze(0)
+        w_n = wires.weights_seen(chip, self.layout,
+                                 (weight / self.layout.expand_rows(scale)).unsqueeze(0))
         q = None
         if chip.per_read_noise.multiplicative_std > 0:
             g = device_model.target_conductances(chip, w_n[0].detach())

@@ -30,7 +30,7 @@ from analogsim.cards import Chip, Coding, chip_from_toml
 from analogsim.errors import ConversionError, ShapeError, StateError
 from analogsim.physics import periphery
 from analogsim.seeding import Purpose, time_key
-from analogsim.tiles import coding, device_model, integer_mvm
+from analogsim.tiles import coding, device_model, integer_mvm, wires
 from analogsim.tiles.compensation import compensation_readout
 from analogsim.tiles.converters import Converters
 from analogsim.tiles.forward import ForwardPlan, TileForward, exact_without_periphery
@@ -239,8 +239,8 @@ class AnalogTile(nn.Module):
             self.compensation_reference = torch.empty(0)
         self.plan = None
         coded = self.stored_coding() if self.coded else None
-        effective = effective_weights(self.chip, self.layout, g, coded, self.weight_scale,
-                                      self.compensation_reference)
+        effective = effective_weights(self.chip, self.layout, wires.conductances_seen(
+            self.chip, self.layout, g), coded, self.weight_scale, self.compensation_reference)
         self.w_effective, self.q_effective = effective.w, or_empty(effective.q)
         if effective.compensation_reference is not None:
             self.compensation_reference = effective.compensation_reference

@@ -1,0 +1,203 @@
+"""What one input vector through a layer's tiles costs: energy, time, area (card ``[cost]``).
+
+One input vector of a layer is one MVM on each of its tiles (row chunks × column groups,
+:mod:`.layout`). :func:`tile_cost` prices it from the card's ``[cost]`` figures with the
+formulas of :mod:`analogsim.physics.energy`:
+
+- array: E = ΣG·V²·t over every device of the layer, ΣG the sum of the target conductances
+  (the programmed targets when the tile is programmed, else those the layer's weights map
+  to): what programming aims for, before programming noise and drift (drift lowers G, so
+  the figure is the energy right after programming);
+- DAC: one conversion per row per column group (each column group is a tile with its own
+  DACs driving the same inputs);
+- ADC: one conversion per output per row chunk (each row chunk's partial outputs are
+  converted, then added digitally), FOM·2^bits each;
+- digital periphery: one operation per converted output (scaling, bias, drift compensation,
+  adding partial sums);
+- time: the layer's tiles run in parallel, so the slowest tile's read plus its conversions
+  in turn (ADCs shared by several columns convert them one after the other);
+- area: whole tiles (a partly filled tile counts in full) plus the devices coding adds.
+
+Coding (:mod:`.coding`) adds devices: the copies of redundancy are extra cells in the
+columns of the weights they copy (their currents add on the column, so they add reads and
+area, not ADCs), and each side-information bit is one device read in every MVM, at g_max
+for a 1 (a negative sign, a large weight) and g_min for a 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from analogsim.cards import Chip, Cost
+from analogsim.errors import CardError, ConversionError
+from analogsim.physics import energy
+from analogsim.tiles import coding, device_model
+from analogsim.tiles.programmed import devices_per_weight, unpack_targets
+from analogsim.tiles.tile import AnalogTile
+
+
+@dataclass(frozen=True)
+class TileCost:
+    """One input vector through a layer's tiles (one MVM on each tile), priced.
+
+    Attributes:
+        tiles: physical tiles, row chunks × column groups.
+        rows, outputs: size of the weight matrix (out, rows).
+        devices: devices holding the layer: cells × devices per cell, plus one per
+            side-information bit of a coding.
+        extra_devices: of those, the devices beyond one cell per weight (coding's copies
+            and side bits).
+        adcs: ADCs of the layer's tiles.
+        conductance_uS: sum of the target conductances of all those devices, µS.
+        array_J, dac_J, digital_J: energy of the array reads, the DACs and the digital
+            periphery per input vector, J.
+        adc_J: energy of the ADC conversions per input vector, J; None for an ideal ADC
+            (``adc.bits`` absent: the FOM·2^bits model needs a resolution).
+        mvm_time_s: time of one input vector: the slowest of the layer's tiles, s.
+        area_um2: area of the layer's tiles and of its extra devices, µm².
+    """
+
+    tiles: int
+    rows: int
+    outputs: int
+    devices: int
+    extra_devices: int
+    adcs: int
+    conductance_uS: float
+    array_J: float
+    dac_J: float
+    adc_J: float | None
+    digital_J: float
+    mvm_time_s: float
+    area_um2: float
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one input vector: rows × outputs."""
+        return self.rows * self.outputs
+
+    @property
+    def energy_J(self) -> float | None:
+        """Energy of one input vector, J (None with an ideal ADC)."""
+        if self.adc_J is None:
+            return None
+        return self.array_J + self.dac_J + self.adc_J + self.digital_J
+
+
+def card_cost(chip: Chip, where: str) -> Cost:
+    """The ``[cost]`` section of ``chip``.
+
+    Raises:
+        CardError: the card has none; the message names the card and ``where`` it was
+            needed.
+    """
+    if chip.cost is None:
+        raise CardError(
+            f"card {chip.name!r} has no [cost] section, so {where} cannot be priced: give "
+            "the card one (energies, times and areas with their sources; docs/cost.md), or "
+            "use a card that has one, e.g. 'pcm_hermes'")
+    return chip.cost
+
+
+def model_coding_reference(tiles_and_weights: Sequence[tuple[AnalogTile, torch.Tensor]]
+                           ) -> coding.CodingReference | None:
+    """m and T over the weights of every tile coded with ``coding.scope = "global"`` (as
+    :func:`analogsim.program` takes them); None when no tile is.
+
+    Raises:
+        ConversionError: those tiles have different ``[coding]`` sections.
+    """
+    scoped = [(tile, w) for tile, w in tiles_and_weights
+              if tile.coded and tile.chip.coding.scope == "global"]
+    if not scoped:
+        return None
+    codings = {tile.chip.coding for tile, _ in scoped}
+    if len(codings) > 1:
+        raise ConversionError("layers coded with coding.scope = 'global' must share one "
+                              f"[coding] section; found {len(codings)} different ones")
+    return coding.coding_reference([w for _, w in scoped], codings.pop())
+
+
+def stored_targets(tile: AnalogTile, weight: torch.Tensor,
+                   reference: coding.CodingReference | None
+                   ) -> tuple[torch.Tensor, coding.CodedWeights | None]:
+    """(target conductances (D, out, rows) µS, or (D, 1, cells) coded; the coding or None).
+
+    The programmed targets of a programmed tile, else those ``weight`` (out, rows) maps to.
+    """
+    chip = tile.chip
+    if tile.is_programmed:
+        coded = tile.stored_coding() if tile.coded else None
+        return unpack_targets(chip, tile.g_target_packed), coded
+    scale = tile.layout.weight_scales(weight)
+    per_weight = tile.layout.expand_rows(scale).expand_as(weight)
+    if tile.coded:
+        coded = coding.encode_tile(weight, chip.coding, per_weight, reference)
+        return device_model.target_conductances(chip, coded.cells.unsqueeze(0)), coded
+    return device_model.target_conductances(chip, weight.detach().float() / per_weight), None
+
+
+def side_bit_conductance(coded: coding.CodedWeights, chip: Chip) -> tuple[int, float]:
+    """(side-information bits, their devices' conductance sum µS): g_max for a 1, g_min
+    for a 0; the bits are the sign (1: negative) and the small/large split (1: large)."""
+    parts = coding.scheme_parts(chip.coding.scheme)
+    ones, bits = 0, 0
+    if coded.sign is not None:
+        ones, bits = ones + int((coded.sign < 0).sum()), bits + coded.weights
+    if parts & {"adaptive_mapping", "redundancy"}:
+        ones, bits = ones + int(coded.large.sum()), bits + coded.weights
+    cond = chip.conductance
+    return bits, ones * cond.g_max_uS + (bits - ones) * cond.g_min_uS
+
+
+@torch.no_grad()
+def tile_cost(tile: AnalogTile, weight: torch.Tensor, where: str,
+              reference: coding.CodingReference | None = None) -> TileCost:
+    """Price one input vector through ``tile`` (see the module docstring for the model).
+
+    Args:
+        tile: the layer's tile.
+        weight: the layer's weight matrix (out, rows), for an unprogrammed tile's targets.
+        where: how messages name the layer.
+        reference: m and T of a model-wide coding scope (:func:`model_coding_reference`).
+
+    Raises:
+        CardError: the tile's card has no ``[cost]`` section.
+        StateError: an unprogrammed tile coded with ``coding.scope = "global"`` and no
+            ``reference``.
+    """
+    chip = tile.chip
+    card = card_cost(chip, where)
+    layout = tile.layout
+    per_cell = devices_per_weight(chip)
+    targets, coded = stored_targets(tile, weight, reference)
+    conductance_uS = float(targets.double().sum())
+    weights = tile.out_features * tile.rows
+    devices = targets.numel()
+    if coded is not None:
+        side_bits, g_bits = side_bit_conductance(coded, chip)
+        devices, conductance_uS = devices + side_bits, conductance_uS + g_bits
+    extra = devices - weights * per_cell
+    chunks, groups = len(layout.row_chunks), len(layout.column_groups)
+    mapping = chip.mapping
+    adcs = energy.adcs_per_tile(mapping.tile_cols, card.columns_per_adc)
+    outputs = tile.out_features * chunks  # converted outputs: each row chunk's partial sums
+    bits = chip.adc.bits
+    mvm_time = max(energy.tile_mvm_time(card.read_time_s, energy.conversion_rounds(b - a, adcs),
+                                        card.adc_conversion_time_s)
+                   for a, b in layout.column_groups)
+    one_tile = energy.tile_area(mapping.tile_rows, mapping.tile_cols, per_cell,
+                                card.cell_area_um2, adcs, card.adc_area_um2)
+    return TileCost(
+        tiles=chunks * groups, rows=tile.rows, outputs=tile.out_features, devices=devices,
+        extra_devices=extra, adcs=adcs * chunks * groups, conductance_uS=conductance_uS,
+        array_J=energy.cell_read_energy(conductance_uS, card.read_voltage_V, card.read_time_s),
+        dac_J=tile.rows * groups * card.dac_energy_J,
+        adc_J=None if bits is None else outputs * energy.adc_conversion_energy(card.adc_fom_J,
+                                                                                bits),
+        digital_J=outputs * card.digital_energy_per_output_J,
+        mvm_time_s=mvm_time,
+        area_um2=chunks * groups * one_tile + extra * card.cell_area_um2)
