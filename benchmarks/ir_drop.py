@@ -13,7 +13,7 @@ card with tiles of 64 to 512 rows and columns and several wire resistances, on t
 instances (IR drop draws nothing, so the chips are paired across resistances).
 
 Writes ``benchmarks/results/ir_drop.json`` and, from it alone, ``docs/ir_drop.md`` and its two
-figures. Run: ``python benchmarks/ir_drop.py`` (about two minutes on one thread);
+figures. Run: ``python benchmarks/ir_drop.py`` (about a minute on one thread);
 ``--docs-only`` rewrites the page and figures from the committed JSON.
 ``tests/test_ir_drop.py`` checks that the committed page is what the JSON gives.
 """
@@ -221,6 +221,12 @@ def pct(value: float, digits: int = 2) -> str:
     return f"{100 * value:.{digits}f}"
 
 
+def upper(value: float, decimals: int) -> str:
+    """``value`` rounded up to ``decimals`` places: a bound the data stay below."""
+    step = 10.0**-decimals
+    return f"{np.ceil(value / step) * step:.{decimals}f}"
+
+
 def error_table(bounds: dict[str, Any]) -> list[str]:
     lines = ["| δ_max | cases | largest drop, % | largest error, % (G/(1+δ)) | error / drop | "
              "largest error, % (G(1−δ)) | error / drop |", "|---|---|---|---|---|---|---|"]
@@ -342,7 +348,8 @@ def render_page(summary: dict[str, Any]) -> str:
         "as its used block in the corner next to the drivers and ADCs, its unused cells "
         "conducting nothing; a single device's mid-range reference current is subtracted "
         "ideally. Weight coding (`[coding]`) with wire resistance is refused at load (coded "
-        "cells have no place on the wires), and so is the aihwkit backend.", "",
+        "cells have no place on the wires), and the aihwkit backend refuses a card with wire "
+        "resistance (its own IR-drop models are other models).", "",
         "## Its error against the exact nodal solve", "",
         f"The exact solve (`solve_crossbar`) writes Kirchhoff's current law at the "
         f"2·rows·cols row- and column-line nodes and solves the sparse system (scipy's sparse "
@@ -361,10 +368,11 @@ def render_page(summary: dict[str, Any]) -> str:
         "stands for a large one with small r: a 64×64 tile at 64 Ω has the δ of a 512×512 "
         "tile at 1 Ω.", "",
         f"**Stated bound.** Up to δ_max = 1 the model's error is below "
-        f"{b['per_delta_squared']:.3f}·δ_max² of the largest column current "
-        f"(the linear form G(1 − δ): {b['linear_per_delta_squared']:.3f}·δ_max²); above, up "
-        f"to δ_max = {s['largest_drop']:g}, it stays below {pct(b['per_drop_above_1'], 0)} % "
-        f"of the drop itself (the linear form: {pct(b['linear_per_drop_above_1'], 0)} %, "
+        f"{upper(b['per_delta_squared'], 3)}·δ_max² of the largest column current "
+        f"(the linear form G(1 − δ): {upper(b['linear_per_delta_squared'], 3)}·δ_max²); "
+        f"above, up to δ_max = {s['largest_drop']:g}, it stays below "
+        f"{upper(100 * b['per_drop_above_1'], 1)} % of the drop itself (the linear form: "
+        f"{upper(100 * b['linear_per_drop_above_1'], 0)} %, "
         "where 1 − δ turns negative). `tests/test_ir_drop.py` holds the model to "
         "0.1·δ_max² and 10 % of the drop on other random crossbars of 8 to 32 rows. By "
         "δ_max:", "",
@@ -432,7 +440,8 @@ def render_figures(summary: dict[str, Any]) -> None:
                      edgecolors=colour, s=18)
     bound = summary["bounds"]["per_delta_squared"]
     x = np.logspace(np.log10(min(c["delta_max"] for c in cases)), 0, 50)
-    axis.plot(x, bound * x**2, "k--", linewidth=1, label=f"{bound:.3f}·δ_max² (the bound)")
+    axis.plot(x, bound * x**2, "k--", linewidth=1,
+              label=f"{upper(bound, 3)}·δ_max² (the bound)")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("δ_max (largest first-order relative drop)")

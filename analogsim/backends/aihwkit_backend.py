@@ -178,7 +178,7 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
                 "finite conductance levels")
     if chip.faults.stuck_low_fraction or chip.faults.stuck_high_fraction:
         _refuse("faults", chip.faults, "aihwkit's inference noise models have no stuck devices")
-    if chip.wires.segment_resistance_ohm:
+    if chip.wires is not None and chip.wires.segment_resistance_ohm:
         _refuse("wires.segment_resistance_ohm", chip.wires.segment_resistance_ohm, "aihwkit's "
                 "IR-drop models (ir_drop, ir_drop_rs) are other models than analogsim's")
     if chip.per_read_noise.multiplicative_std:

@@ -71,7 +71,8 @@ class Chip:
     mapping: TileMapping = field(default_factory=TileMapping)
     drift_compensation: DriftCompensation = field(default_factory=DriftCompensation)
     coding: Coding = field(default_factory=Coding)
-    wires: Wires = field(default_factory=Wires)
+    #: None: the card has no [wires] section, its wires are ideal (no IR drop)
+    wires: Wires | None = None
     #: None: the card has no [cost] section and reports accuracy only
     cost: Cost | None = None
 
@@ -180,7 +181,7 @@ def _check_consistency(chip: Chip, source: str) -> None:
             f"{source}: coding.r_large ({coding.r_large}) must be at least coding.r_small "
             f"({coding.r_small})"
         )
-    if chip.wires.segment_resistance_ohm > 0 and coding != Coding():
+    if chip.wires is not None and chip.wires.segment_resistance_ohm > 0 and coding != Coding():
         raise CardError(
             f"{source}: wires.segment_resistance_ohm ({chip.wires.segment_resistance_ohm}) "
             "needs the default [coding]: coded cells have no place on a crossbar's wires; "

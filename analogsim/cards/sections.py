@@ -122,7 +122,8 @@ class Wires:
     Each physical tile (``tile_rows`` × ``tile_cols``, one crossbar per device of a pair) is
     a linear resistor network: rows driven at one end, columns read at virtual ground at the
     other. Its MVM sees the first-order effective conductances G / (1 + δ) of
-    ``analogsim.physics.ir_drop``; docs/ir_drop.md gives the model and its error.
+    ``analogsim.physics.ir_drop``; docs/ir_drop.md gives the model and its error. A card
+    without ``[wires]``, or with a resistance of 0, has ideal wires: its MVM is untouched.
     """
 
     segment_resistance_ohm: float = number(

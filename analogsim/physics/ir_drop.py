@@ -37,7 +37,7 @@ Two ways to compute M:
   sums over the crossbar). M = G (1 − δ) is exact to first order; the model uses the same
   first order in rational form, M = G / (1 + δ), which stays positive and is about ten times
   closer to the exact solve (docs/ir_drop.md measures both: below 0.06·δ_max² of the largest
-  column current up to δ_max = 1, and below 5 % of the drop up to δ_max = 20).
+  column current up to δ_max = 1, and about 5 % of the drop up to δ_max = 20).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ A layer's tile is built from stages, one module each, wired by :class:`AnalogTil
 - :mod:`.device_model` and :mod:`.programmed`: the card's physics applied at programming and
   drift, and the read-out of conductances into the weights the MVM sees;
 - :mod:`.coding`: analog weight coding (encode before programming, decode after reading);
+- :mod:`.wires`: wire resistance (IR drop): the conductances each crossbar's MVM sees;
 - :mod:`.compensation`: the drift-compensation read-out;
 - :mod:`.noise`: noise drawn at every read, sampled in output space;
 - :mod:`.forward` with :mod:`.mvm_ops` and :mod:`.integer_mvm`: the forward itself;

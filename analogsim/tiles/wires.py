@@ -14,7 +14,7 @@ as an ideal current (its reference column has no drop).
 Placement on a crossbar: input row i of the chunk is crossbar row i (the drivers sit before
 output 0 of the group), output j of the group is crossbar column j (the ADCs after the chunk's
 last row). A partly filled tile is its used block in the corner next to the drivers and ADCs;
-its unused cells conduct nothing. With r = 0 (the default) nothing here runs; with r > 0 a
+its unused cells conduct nothing. Without [wires], or with r = 0, nothing here runs; with r > 0 a
 read holds one more conductance tensor (K, D, out, rows) while it runs, and no buffer is
 added to the tile.
 """
@@ -33,8 +33,9 @@ OHM_TO_MEGAOHM = 1e-6
 
 
 def has_wires(chip: Chip) -> bool:
-    """Whether ``chip``'s wires have resistance (the MVM sees IR drop)."""
-    return chip.wires.segment_resistance_ohm > 0
+    """Whether ``chip``'s wires have resistance (the MVM sees IR drop): a [wires] section
+    with a resistance above 0."""
+    return chip.wires is not None and chip.wires.segment_resistance_ohm > 0
 
 
 def conductances_seen(chip: Chip, layout: TileLayout, g: torch.Tensor) -> torch.Tensor:

@@ -77,6 +77,11 @@ def metric_points(run: dict[str, Any], metric: str) -> tuple[list[dict[str, Any]
     return entry["points"], plain, f"{metric.capitalize()}{unit}"
 
 
+def row(*cells: str) -> str:
+    """A markdown table row; a "|" inside a cell (max|W|) is escaped."""
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
 def axis_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
@@ -175,7 +180,7 @@ def across(file: str, summaries: dict[str, dict[str, Any]], folder: Path = HERE 
                               str(source)):
         verdict = judge(claim, [_per_seed_mu(q, summaries, claim) for q in claim.quantities],
                         paired=False)
-        lines.append(f"| {claim.claim} | {claim.paper} | {verdict.ours} | {verdict.verdict} |")
+        lines.append(row(claim.claim, claim.paper, verdict.ours, verdict.verdict))
     return "\n".join(lines)
 
 
@@ -215,7 +220,7 @@ def claims(summary: dict[str, Any]) -> str:
     lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
     for claim in summary["claims"]:
         verdict = claim["verdict"] + "".join(f"; {note}" for note in claim["notes"])
-        lines.append(f"| {claim['claim']} | {claim['paper']} | {claim['ours']} | {verdict} |")
+        lines.append(row(claim["claim"], claim["paper"], claim["ours"], verdict))
     return "\n".join(lines)
 
 
@@ -226,7 +231,7 @@ def verdicts(claim_id: str, specs: list[tuple[str, str]],
     for name, label in specs:
         claim = next(c for c in summaries[name]["claims"] if c["id"] == claim_id)
         verdict = claim["verdict"] + "".join(f"; {note}" for note in claim["notes"])
-        lines.append(f"| {label} | {claim['ours']} | {verdict} |")
+        lines.append(row(label, claim["ours"], verdict))
     return "\n".join(lines)
 
 
