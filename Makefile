@@ -24,8 +24,11 @@ test: lint $(VENV)/.installed-aihwkit
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check analogsim tests benchmarks
 
+# Run every benchmark (each writes benchmarks/results/<bench>.json) and rewrite
+# docs/performance.md from those results and benchmarks/templates/performance.md.in.
 bench: $(VENV)/.installed-dev $(VENV)/.installed-aihwkit
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/performance_page.py
 
 # Re-run every reproduction spec (results/<name>.h5) and the demo, rewrite their summaries
 # (benchmarks/reproduce/summaries/), and docs/reproductions.md and README.md from the summaries

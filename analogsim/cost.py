@@ -81,6 +81,16 @@ class LayerCost:
         """Its MVMs one after the other, s."""
         return self.mvms * self.tile.mvm_time_s
 
+    @property
+    def conversions(self) -> int:
+        """ADC conversions per inference (bit slicing multiplies them)."""
+        return self.mvms * self.tile.conversions
+
+    @property
+    def device_reads(self) -> int:
+        """Device reads per inference (input cycles multiply them)."""
+        return self.mvms * self.tile.device_reads
+
 
 @dataclass(frozen=True)
 class DigitalCost:
@@ -170,6 +180,7 @@ class CostReport:
         return {
             "layers": [{"name": x.name, "kind": x.kind, "card": x.card, "mvms": x.mvms,
                         "macs": x.macs, "tiles": x.tile.tiles, "devices": x.tile.devices,
+                        "conversions": x.conversions, "device_reads": x.device_reads,
                         "energy_J": x.energy_parts, "latency_s": x.latency_s,
                         "area_um2": x.tile.area_um2} for x in self.layers],
             "digital": [{"name": d.name, "kind": d.kind, "macs": d.macs,

@@ -48,6 +48,7 @@ from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoi
 from analogsim.conversion import analog_layers
 from analogsim.errors import ResourceError, UsageError
 from analogsim.tiles import device_model, integer_mvm
+from analogsim.tiles.slicing import weight_slice_count
 
 FLOAT_BYTES = 4
 #: Bytes per weight of the int8 digit planes of a tile that multiplies them (three planes).
@@ -122,6 +123,7 @@ def layer_state_bytes(chip: Chip, weights: int, plane_weights: int = 0) -> tuple
     """(fixed, per instance) bytes of one programmed analog layer of ``weights`` weights, of
     which ``plane_weights`` sit in tiles that multiply int8 digit planes (formula in the
     module docstring)."""
+    weights *= weight_slice_count(chip)  # each weight slice is stored like a weight
     devices = 2 if chip.conductance.pair == "differential" else 1
     coded = chip.coding != Coding()
     cells = math.ceil(weights * _cells_per_weight(chip.coding))
@@ -152,8 +154,8 @@ def digit_plane_weights(layer: nn.Module) -> int:
     """Weights of ``layer`` (an analog layer) in row chunks whose forward may multiply int8
     digit planes (``tile.stage.integer_products``, at least ``integer_mvm.MIN_ROWS`` rows)."""
     tile = layer.tile
-    if not tile.stage.integer_products:
-        return 0
+    if not tile.stage.integer_products or tile.stage.slices is not None:
+        return 0  # a sliced forward multiplies in float32 only
     return tile.out_features * sum(b - a for a, b in tile.layout.row_chunks
                                    if b - a >= integer_mvm.MIN_ROWS)
 

@@ -34,6 +34,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "cost_example.json"
 PAGE = ROOT / "docs" / "cost.md"
 #: the page's prose before the worked example: the model, its sources, what it leaves out
 TEMPLATE = ROOT / "benchmarks" / "templates" / "cost.md.in"
+#: the cost-budget section, rendered by benchmarks/budget_energy_example.py from its JSON
+BUDGET_SECTION = ROOT / "benchmarks" / "results" / "budget_energy_digits.section.md"
 
 CARD = "pcm_hermes"
 SIZE = 256  # rows and columns of one core
@@ -214,6 +216,8 @@ def render_page(data: dict[str, Any]) -> str:
         f"{normal['mean_abs_over_max']:.3g} for the normal ones, whose largest of 65,536 draws "
         "sets the scale; trained layers are closer to the normal case. The ADC figures of "
         "merit are the quartiles of the survey sample whose median the card takes.", ""]
+    if BUDGET_SECTION.exists():
+        lines += [BUDGET_SECTION.read_text(encoding="utf-8")]
     return "\n".join(lines)
 
 

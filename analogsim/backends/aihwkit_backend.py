@@ -56,6 +56,7 @@ from analogsim.cards import (
     PcmPowerLawDrift,
     PolynomialProgrammingNoise,
     RramRelaxation,
+    Slicing,
 )
 from analogsim.errors import ConversionError, MissingExtraError, ShapeError, StateError
 from analogsim.seeding import Purpose, derive_seed, global_rng_seeded, time_key
@@ -181,6 +182,9 @@ def rpu_config(chip: Chip, tile: TileKind = "cpp"):
     if chip.wires is not None and chip.wires.segment_resistance_ohm:
         _refuse("wires.segment_resistance_ohm", chip.wires.segment_resistance_ohm, "aihwkit's "
                 "IR-drop models (ir_drop, ir_drop_rs) are other models than analogsim's")
+    if chip.slicing is not None and chip.slicing != Slicing():
+        _refuse("slicing", chip.slicing, "aihwkit's inference tiles apply inputs in one cycle "
+                "and weights on one pair")
     if chip.per_read_noise.multiplicative_std:
         _refuse("per_read_noise.multiplicative_std", chip.per_read_noise.multiplicative_std,
                 "aihwkit has no conductance-proportional output-referred noise of this form")

@@ -41,5 +41,6 @@ from analogsim.cards.sections import DriftCompensation as DriftCompensation
 from analogsim.cards.sections import Faults as Faults
 from analogsim.cards.sections import OutputNoise as OutputNoise
 from analogsim.cards.sections import PerReadNoise as PerReadNoise
+from analogsim.cards.sections import Slicing as Slicing
 from analogsim.cards.sections import TileMapping as TileMapping
 from analogsim.cards.sections import Wires as Wires

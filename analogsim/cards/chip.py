@@ -41,6 +41,7 @@ from analogsim.cards.sections import (
     Faults,
     OutputNoise,
     PerReadNoise,
+    Slicing,
     TileMapping,
     Wires,
 )
@@ -73,6 +74,8 @@ class Chip:
     coding: Coding = field(default_factory=Coding)
     #: None: the card has no [wires] section, its wires are ideal (no IR drop)
     wires: Wires | None = None
+    #: None: the card has no [slicing] section, inputs and weights are not sliced
+    slicing: Slicing | None = None
     #: None: the card has no [cost] section and reports accuracy only
     cost: Cost | None = None
 
@@ -187,6 +190,8 @@ def _check_consistency(chip: Chip, source: str) -> None:
             "needs the default [coding]: coded cells have no place on a crossbar's wires; "
             "set wires.segment_resistance_ohm = 0 or remove [coding]"
         )
+    if chip.slicing is not None:
+        _check_slicing(chip, chip.slicing, source)
     drift = chip.drift
     if (isinstance(drift, PcmPowerLawDrift) and isinstance(chip.read_noise, PcmOneOverFReadNoise)
             and drift.t0_s != chip.read_noise.t0_s):
@@ -204,6 +209,40 @@ def _check_consistency(chip: Chip, source: str) -> None:
             raise CardError(
                 f"{source}: drift.times_s must increase strictly, got {list(drift.times_s)}"
             )
+
+
+def _check_slicing(chip: Chip, slicing: Slicing, source: str) -> None:
+    """Refuse a [slicing] section the rest of the card cannot carry out."""
+    s, dac_bits = slicing.input_bits_per_slice, chip.dac.bits
+    if s is not None and (dac_bits is None or s > dac_bits - 1):
+        raise CardError(
+            f"{source}: slicing.input_bits_per_slice ({s}) slices the magnitude of a DAC code, "
+            + ("but the card has an ideal DAC: give dac.bits" if dac_bits is None else
+               f"which has dac.bits − 1 = {dac_bits - 1} bits: give at most {dac_bits - 1}")
+            + " or remove slicing.input_bits_per_slice")
+    m, p = slicing.weight_slices, slicing.bits_per_weight_slice
+    if m == 1:
+        if p is not None:
+            raise CardError(
+                f"{source}: slicing.bits_per_weight_slice ({p}) needs slicing.weight_slices "
+                "> 1 (it is 1: weights are not sliced); set weight_slices or remove the key")
+        return
+    cond = chip.conductance
+    problem = (
+        "slicing.bits_per_weight_slice is missing: say how many bits each slice holds"
+        if p is None else
+        f"the weight gets {m} × {p} = {m * p} bits, more than 24 (float32 integers)"
+        if m * p > 24 else
+        f"conductance.levels ({cond.levels}) must be absent or 2^{p} = {2**p}, the levels a "
+        "slice uses" if cond.levels is not None and cond.levels != 2**p else
+        "it needs conductance.pair = 'differential' (the pair holds the sign of each slice)"
+        if cond.pair != "differential" else
+        f"it needs the default [coding] (scheme {chip.coding.scheme!r}): coding decodes each "
+        "weight from its cells' reads before the MVM, weight slicing adds its slices only "
+        "after their ADCs, where single weights are no longer seen"
+        if chip.coding != Coding() else "")
+    if problem:
+        raise CardError(f"{source}: slicing.weight_slices = {m}: {problem}")
 
 
 def chip_to_dict(chip: Chip) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The sections of a card that hold no law choice: identity, conductance range, faults,
-converters, output noise, tile mapping, wire resistance, drift compensation, weight
-coding and the optional cost figures.
+converters, output noise, tile mapping, wire resistance, bit slicing, drift compensation,
+weight coding and the optional cost figures.
 
 The law sections (programming, drift, read noise) are in :mod:`analogsim.cards.laws`.
 """
@@ -130,6 +130,37 @@ class Wires:
         0.0, "resistance of the wire segment between adjacent cells, along rows and along "
         "columns (also between the driver or the ADC and the nearest cell); 0: ideal wires, "
         "the MVM untouched. aihwkit's IR-drop model takes 0.15 Ω (ir_drop_rs)", "Ω", 0.0, 1e3)
+
+
+@dataclass(frozen=True)
+class Slicing:
+    """Bit slicing: inputs applied over several cycles, weights split over several devices.
+
+    Optional: a card without ``[slicing]`` (or with one that slices nothing) runs every input
+    in one cycle and holds every weight on one device (pair). *Input slicing* splits the
+    magnitude of each DAC code (``dac.bits`` − 1 bits, the sign is applied with every slice)
+    into slices of ``input_bits_per_slice`` bits, least significant first; each slice drives
+    the rows at full scale for its largest digit, is read and converted on its own (its own
+    per-read and output noise, its own ADC conversion), and the digital periphery shifts and
+    adds the converted partial sums. *Weight slicing* quantises each weight's magnitude to
+    ``weight_slices`` · ``bits_per_weight_slice`` bits and holds each slice of
+    ``bits_per_weight_slice`` bits on its own differential pair of 2^bits levels, in its own
+    copy of the tile's columns with its own ADCs; the converted slices are shifted and added
+    digitally. Formulas and their output noise: docs/bit_slicing.md.
+    """
+
+    input_bits_per_slice: int | None = field(default=None, metadata=spec(
+        "magnitude bits of the DAC code applied per cycle (1: bit-serial): ⌈(dac.bits − 1) / "
+        "this⌉ cycles, each its own read and ADC conversion; needs dac.bits, at most "
+        "dac.bits − 1; absent: the whole code in one cycle", "bit", 1, 31))
+    weight_slices: int = field(default=1, metadata=spec(
+        "device pairs each weight's magnitude is split over, each in its own columns with its "
+        "own ADC conversion (1: no weight slicing); needs a differential pair and the "
+        "default [coding]", "", 1, 16))
+    bits_per_weight_slice: int | None = field(default=None, metadata=spec(
+        "magnitude bits held by each slice's pair: 2^bits levels per device "
+        "(conductance.levels absent or equal); the weight's magnitude gets weight_slices · "
+        "this bits (at most 24); required when weight_slices > 1", "bit", 1, 16))
 
 
 @dataclass(frozen=True)

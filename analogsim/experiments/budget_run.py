@@ -8,6 +8,9 @@ The results file holds:
   name the most sensitive layer, the ranking and whether the seeds agree on it;
 - ``/runs/budget_curve_<knob>``: the evidence of the first seed, accuracy[layer, value,
   instance] along the knob's grid.
+
+A spec with an ``objective`` (a cost budget) runs :func:`.budget_energy_run.run_energy_budget`
+instead.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from analogsim.experiments.budget import Budget, find_budget
+from analogsim.experiments.budget_energy_run import run_energy_budget
 from analogsim.experiments.budget_spec import BudgetSpec
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, spec_fingerprint
@@ -49,7 +53,10 @@ def ranking_verdict(budgets: list[Budget], seeds: tuple[int, ...]) -> tuple[list
 
 
 def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = False) -> Path:
-    """Train (or load) the spec's model and find its budget for every seed."""
+    """Train (or load) the spec's model and find its budget for every seed (or, with an
+    objective, the per-layer bits of least cost)."""
+    if spec.objective is not None:
+        return run_energy_budget(spec, results_path, progress=progress)
     results_path = Path(results_path)
     data = load_data(spec.setup)
     knobs = spec.knobs

@@ -11,6 +11,7 @@ from analogsim.report.markup import figure_html, heading
 from analogsim.report.plots import plot_training
 from analogsim.report.sections import generic_section
 from analogsim.report.sections_budget import budget_section
+from analogsim.report.sections_budget_energy import budget_energy_section
 from analogsim.report.sections_profiling import (
     guided_section,
     midpoints_section,
@@ -40,6 +41,7 @@ _SECTIONS: dict[str, Section] = {
     "midpoints": midpoints_section,
     "guided": guided_section,
     "budget": budget_section,
+    "budget_energy": budget_energy_section,
 }
 
 

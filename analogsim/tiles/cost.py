@@ -18,6 +18,13 @@ formulas of :mod:`analogsim.physics.energy`:
   in turn (ADCs shared by several columns convert them one after the other);
 - area: whole tiles (a partly filled tile counts in full) plus the devices coding adds.
 
+Bit slicing (:mod:`.slicing`, docs/bit_slicing.md) multiplies: n input cycles each read
+the whole array (n × the array energy, device reads and time) and convert every output
+(n × the ADC conversions and digital operations; a cycle's DAC conversion is priced at
+``dac_energy_J``, the card's full DAC, an upper bound for a slice DAC of fewer bits); m weight
+slices each hold a copy of the tiles (m × the tiles, devices, ADCs and area; DAC
+conversions, ADC conversions and digital operations), run in parallel with the others.
+
 Coding (:mod:`.coding`) adds devices: the copies of redundancy are extra cells in the
 columns of the weights they copy (their currents add on the column, so they add reads and
 area, not ADCs), and each side-information bit is one device read in every MVM, at g_max
@@ -36,6 +43,7 @@ from analogsim.errors import CardError, ConversionError
 from analogsim.physics import energy
 from analogsim.tiles import coding, device_model
 from analogsim.tiles.programmed import devices_per_weight, unpack_targets
+from analogsim.tiles.slicing import Slices, cycle_count, sliced_weights, weight_slice_count
 from analogsim.tiles.tile import AnalogTile
 
 
@@ -44,7 +52,7 @@ class TileCost:
     """One input vector through a layer's tiles (one MVM on each tile), priced.
 
     Attributes:
-        tiles: physical tiles, row chunks × column groups.
+        tiles: physical tiles, row chunks × column groups (× weight slices).
         rows, outputs: size of the weight matrix (out, rows).
         devices: devices holding the layer: cells × devices per cell, plus one per
             side-information bit of a coding.
@@ -58,6 +66,9 @@ class TileCost:
             (``adc.bits`` absent: the FOM·2^bits model needs a resolution).
         mvm_time_s: time of one input vector: the slowest of the layer's tiles, s.
         area_um2: area of the layer's tiles and of its extra devices, µm².
+        conversions: ADC conversions per input vector: outputs × row chunks × input cycles
+            × weight slices.
+        device_reads: device reads per input vector: devices × input cycles.
     """
 
     tiles: int
@@ -73,6 +84,8 @@ class TileCost:
     digital_J: float
     mvm_time_s: float
     area_um2: float
+    conversions: int
+    device_reads: int
 
     @property
     def macs(self) -> int:
@@ -137,7 +150,8 @@ def stored_targets(tile: AnalogTile, weight: torch.Tensor,
     if tile.coded:
         coded = coding.encode_tile(weight, chip.coding, per_weight, reference)
         return device_model.target_conductances(chip, coded.cells.unsqueeze(0)), coded
-    return device_model.target_conductances(chip, weight.detach().float() / per_weight), None
+    cells = sliced_weights(Slices.from_chip(chip), weight.detach().float() / per_weight)
+    return device_model.target_conductances(chip, cells), None
 
 
 def side_bit_conductance(coded: coding.CodedWeights, chip: Chip) -> tuple[int, float]:
@@ -181,23 +195,29 @@ def tile_cost(tile: AnalogTile, weight: torch.Tensor, where: str,
         side_bits, g_bits = side_bit_conductance(coded, chip)
         devices, conductance_uS = devices + side_bits, conductance_uS + g_bits
     extra = devices - weights * per_cell
+    cycles, slices = cycle_count(chip), weight_slice_count(chip)  # 1, 1 without [slicing]
     chunks, groups = len(layout.row_chunks), len(layout.column_groups)
+    tiles = chunks * groups * slices  # a weight slice holds its own copy of the tiles
     mapping = chip.mapping
     adcs = energy.adcs_per_tile(mapping.tile_cols, card.columns_per_adc)
-    outputs = tile.out_features * chunks  # converted outputs: each row chunk's partial sums
+    # converted outputs: each row chunk's partial sums, in every cycle and weight slice
+    outputs = tile.out_features * chunks * cycles * slices
     bits = chip.adc.bits
-    mvm_time = max(energy.tile_mvm_time(card.read_time_s, energy.conversion_rounds(b - a, adcs),
-                                        card.adc_conversion_time_s)
-                   for a, b in layout.column_groups)
+    mvm_time = cycles * max(energy.tile_mvm_time(
+        card.read_time_s, energy.conversion_rounds(b - a, adcs), card.adc_conversion_time_s)
+        for a, b in layout.column_groups)
     one_tile = energy.tile_area(mapping.tile_rows, mapping.tile_cols, per_cell,
                                 card.cell_area_um2, adcs, card.adc_area_um2)
+    outside_tiles = extra - (slices - 1) * weights * per_cell  # coding's copies and side bits
     return TileCost(
-        tiles=chunks * groups, rows=tile.rows, outputs=tile.out_features, devices=devices,
-        extra_devices=extra, adcs=adcs * chunks * groups, conductance_uS=conductance_uS,
-        array_J=energy.cell_read_energy(conductance_uS, card.read_voltage_V, card.read_time_s),
-        dac_J=tile.rows * groups * card.dac_energy_J,
+        tiles=tiles, rows=tile.rows, outputs=tile.out_features, devices=devices,
+        extra_devices=extra, adcs=adcs * tiles, conductance_uS=conductance_uS,
+        array_J=cycles * energy.cell_read_energy(conductance_uS, card.read_voltage_V,
+                                                 card.read_time_s),
+        dac_J=tile.rows * groups * slices * cycles * card.dac_energy_J,
         adc_J=None if bits is None else outputs * energy.adc_conversion_energy(card.adc_fom_J,
                                                                                 bits),
         digital_J=outputs * card.digital_energy_per_output_J,
         mvm_time_s=mvm_time,
-        area_um2=chunks * groups * one_tile + extra * card.cell_area_um2)
+        area_um2=tiles * one_tile + outside_tiles * card.cell_area_um2,
+        conversions=outputs, device_reads=devices * cycles)

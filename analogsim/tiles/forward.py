@@ -22,6 +22,7 @@ from analogsim.tiles.converters import Converters
 from analogsim.tiles.layout import TileLayout
 from analogsim.tiles.mvm_ops import DigitPlanesSource, MvmOps
 from analogsim.tiles.noise import ReadNoise
+from analogsim.tiles.slicing import Slices, sliced_weights
 
 
 @dataclass
@@ -62,7 +63,7 @@ class ForwardPlan:
 
 def exact_without_periphery(chip: Chip) -> bool:
     """Whether ``chip``'s periphery leaves the MVM exact: no DAC, no input scaling, no ADC,
-    no noise at a read, no wire resistance."""
+    no noise at a read, no wire resistance, no bit slicing."""
     return (
         chip.dac.bits is None
         and chip.dac.input_scaling == "none"
@@ -71,6 +72,7 @@ def exact_without_periphery(chip: Chip) -> bool:
         and chip.per_read_noise.additive_std == 0
         and chip.per_read_noise.multiplicative_std == 0
         and not wires.has_wires(chip)
+        and Slices.from_chip(chip) is None
     )
 
 
@@ -84,6 +86,7 @@ class TileForward:
         noise: the noise drawn at every read.
         exact: the periphery leaves the MVM exact (see :func:`exact_without_periphery`).
         integer_products: DAC codes may be multiplied as exact int8 products where it pays.
+        slices: the card's bit slicing (:mod:`.slicing`), or None.
     """
 
     layout: TileLayout
@@ -91,6 +94,7 @@ class TileForward:
     noise: ReadNoise
     exact: bool
     integer_products: bool
+    slices: Slices | None = None
 
     def plan(self, w_n: torch.Tensor, q: torch.Tensor | None, factor: torch.Tensor
              ) -> ForwardPlan:
@@ -145,8 +149,8 @@ class TileForward:
         resistance, :mod:`.wires`); conductance-square weights from its target conductances
         when the card has multiplicative per-read noise."""
         scale = self.layout.weight_scales(weight)
-        w_n = wires.weights_seen(chip, self.layout,
-                                 (weight / self.layout.expand_rows(scale)).unsqueeze(0))
+        w_n = wires.weights_seen(chip, self.layout, sliced_weights(
+            self.slices, (weight / self.layout.expand_rows(scale)).unsqueeze(0)))
         q = None
         if chip.per_read_noise.multiplicative_std > 0:
             g = device_model.target_conductances(chip, w_n[0].detach())
@@ -202,6 +206,10 @@ class TileForward:
         x_j = ops.input_chunk(x, c0, c1)
         input_scale = converters.input_scale(x_j, ops.vector_dims(x_j), input_range)
         codes = converters.dac_codes(x_j, input_scale)
+        if self.slices is not None:  # every cycle and weight slice read and converted
+            y = self.slices.converted(codes, plan.matrices[j], plan.q[j], ops, (c0, c1),
+                                      converters, self.noise, generators)
+            return rescaled(y, plan.output_factors[j], input_scale, bias, ops)
         noise_std = self.noise.output_std(codes, plan.q[j], ops, c0, c1, converters.input_step,
                                           converters.output_step)
         matrix = plan.matrices[j]
@@ -239,6 +247,20 @@ class TileForward:
         if input_scale is not None:
             y = y * input_scale
         return y if bias is None else y + bias
+
+
+def rescaled(y: torch.Tensor, factor: torch.Tensor | float, input_scale: torch.Tensor | None,
+             bias: torch.Tensor | None, ops: MvmOps) -> torch.Tensor:
+    """ADC codes y → the layer's units: times the plan's output factor and the input scale,
+    plus the bias; new tensors (the tail of :meth:`TileForward._chunk` without its in-place
+    fast paths)."""
+    if isinstance(factor, float) or factor.dim() == 1:
+        y = y * per_instance(factor, input_scale, y)
+    else:
+        y = ops.scale_outputs(y, factor)
+        if input_scale is not None:
+            y = y * input_scale
+    return y if bias is None else y + bias
 
 
 def per_instance(values: torch.Tensor | float, input_scale: torch.Tensor | None,

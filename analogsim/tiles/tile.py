@@ -5,7 +5,7 @@ moves with ``.to()`` and saves with ``state_dict``): the layout (:mod:`.layout`)
 (:mod:`.converters`; the buffer ``input_range`` holds the range :func:`analogsim.calibrate`
 sets for ``dac.input_scaling = "calibrated"``), per-read noise (:mod:`.noise`), programmed
 state (:mod:`.programmed`, :mod:`.device_model`), coding (:mod:`.coding`), drift compensation
-(:mod:`.compensation`) and the forward (:mod:`.forward`).
+(:mod:`.compensation`), bit slicing (:mod:`.slicing`) and the forward (:mod:`.forward`).
 
 Two sources of weights:
 
@@ -41,6 +41,7 @@ from analogsim.tiles.programmed import (
     STATE_BUFFERS,
     check_finite,
     check_measured,
+    devices_per_weight,
     effective_weights,
     or_empty,
     or_none,
@@ -48,6 +49,7 @@ from analogsim.tiles.programmed import (
     stored_devices,
     upgrade_saved_state,
 )
+from analogsim.tiles.slicing import Slices, sliced_weights, weight_slice_count
 from analogsim.tiles.streams import GeneratorPool
 
 
@@ -142,7 +144,8 @@ class AnalogTile(nn.Module):
         integer_products = chip.mapping.integer_products
         self.stage = TileForward(
             self.layout, Converters.from_chip(chip), noise, exact_without_periphery(chip),
-            integer_mvm.amx_available() if integer_products is None else integer_products)
+            integer_mvm.amx_available() if integer_products is None else integer_products,
+            Slices.from_chip(chip))
         self.plan: ForwardPlan | None = None  # cached per programmed state
         self.read_noise_q: torch.Tensor | None = None  # 1/f noise's Q_s, per programmed state
 
@@ -184,7 +187,8 @@ class AnalogTile(nn.Module):
             self.coding_upper = coded.upper
             cells = coded.cells.unsqueeze(0)  # one row of cells: (1, N)
         else:
-            cells = weight.detach().float() / self.layout.expand_rows(scale)
+            cells = sliced_weights(self.stage.slices,  # (out·m, rows) with weight slices
+                                   weight.detach().float() / self.layout.expand_rows(scale))
         devices = device_model.program_devices(self.chip, cells, generators)
         self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
@@ -267,7 +271,7 @@ class AnalogTile(nn.Module):
         """Weights, cells and side-information bits this layer's programmed coding uses."""
         if not self.is_programmed:
             raise StateError("coding_cost() needs a programmed tile")
-        devices = 2 if self.chip.conductance.pair == "differential" else 1
+        devices = devices_per_weight(self.chip) * weight_slice_count(self.chip)
         if not self.coded:
             return coding.uncoded_cost(self.out_features * self.rows, devices)
         return coding.coding_cost(self.stored_coding(), self.chip.coding,

@@ -14,12 +14,15 @@ as an ideal current (its reference column has no drop).
 Placement on a crossbar: input row i of the chunk is crossbar row i (the drivers sit before
 output 0 of the group), output j of the group is crossbar column j (the ADCs after the chunk's
 last row). A partly filled tile is its used block in the corner next to the drivers and ADCs;
-its unused cells conduct nothing. Without [wires], or with r = 0, nothing here runs; with r > 0 a
-read holds one more conductance tensor (K, D, out, rows) while it runs, and no buffer is
-added to the tile.
+its unused cells conduct nothing. Each weight slice of a card with weight slicing (rows o·m + j
+of the sliced (out·m, rows) matrix, :mod:`.slicing`) is its own copy of the crossbars, corrected
+on its own. Without [wires], or with r = 0, nothing here runs; with r > 0 a read holds one more
+conductance tensor (K, D, out, rows) while it runs, and no buffer is added to the tile.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -47,6 +50,8 @@ def conductances_seen(chip: Chip, layout: TileLayout, g: torch.Tensor) -> torch.
     """
     if not has_wires(chip):
         return g
+    if g.shape[-2] != layout.out_features:
+        return each_slice(lambda part: conductances_seen(chip, layout, part), g, layout)
     if g.shape[0] > 1 and g.stride(0) == 0:
         return conductances_seen(chip, layout, g[:1]).expand(g.shape)
     r = chip.wires.segment_resistance_ohm * OHM_TO_MEGAOHM
@@ -62,6 +67,14 @@ def conductances_seen(chip: Chip, layout: TileLayout, g: torch.Tensor) -> torch.
     return seen
 
 
+def each_slice(seen: Callable[[torch.Tensor], torch.Tensor], sliced: torch.Tensor,
+               layout: TileLayout) -> torch.Tensor:
+    """``seen`` applied to each weight slice of ``sliced`` (..., out·m, rows) on its own
+    (slice j: rows o·m + j, :mod:`.slicing`), the results put back in place."""
+    m = sliced.shape[-2] // layout.out_features
+    return torch.stack([seen(sliced[..., j::m, :]) for j in range(m)], dim=-2).flatten(-3, -2)
+
+
 def extent(ranges: tuple[tuple[int, int], ...]) -> int:
     """The largest of [start, stop) ranges: a physical tile's rows or columns."""
     return max(stop - start for start, stop in ranges)
@@ -73,6 +86,8 @@ def weights_seen(chip: Chip, layout: TileLayout, w_normalised: torch.Tensor) -> 
     back; ``w_normalised`` itself without wire resistance. Differentiable."""
     if not has_wires(chip):
         return w_normalised
+    if w_normalised.shape[-2] != layout.out_features:
+        return each_slice(lambda part: weights_seen(chip, layout, part), w_normalised, layout)
     cond = chip.conductance
     g = conductance.weights_to_conductances(w_normalised, cond.g_min_uS, cond.g_max_uS,
                                             cond.pair)  # (D, K, out, rows)

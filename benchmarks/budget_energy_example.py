@@ -1,0 +1,165 @@
+"""The cost-budget example: per-layer ADC bits of least energy for the digits MLP on pcm_hermes.
+
+Reads the results file of ``benchmarks/reproduce/budget_energy_digits.toml`` and writes, from
+its ``budget_energy`` run alone:
+
+- ``benchmarks/results/budget_energy_digits.json``: how the run was made and every design
+  measured (:func:`analogsim.report.sections_budget_energy.energy_budget_summary`);
+- ``docs/budget_energy_pareto.png``: the report's Pareto plot, drawn from that JSON;
+- ``benchmarks/results/budget_energy_digits.section.md``: the docs section, rendered from that
+  JSON, which ``benchmarks/cost_example.py`` puts at the end of docs/cost.md.
+
+Run::
+
+    OMP_NUM_THREADS=1 analogsim run benchmarks/reproduce/budget_energy_digits.toml \\
+        -o results/budget_energy_digits.h5
+    python benchmarks/budget_energy_example.py results/budget_energy_digits.h5
+    python benchmarks/cost_example.py --docs-only
+
+``--docs-only`` redraws the figure and the section from the committed JSON.
+``tests/test_budget_energy.py`` checks that the section is the JSON's render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import analogsim as asim
+from analogsim.report.plots_pareto import plot_pareto
+from analogsim.report.sections_budget_energy import (
+    energy_budget_summary,
+    pareto_points,
+    pareto_title,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "benchmarks" / "reproduce" / "budget_energy_digits.toml"
+RESULTS = ROOT / "benchmarks" / "results" / "budget_energy_digits.json"
+SECTION = ROOT / "benchmarks" / "results" / "budget_energy_digits.section.md"
+FIGURE = ROOT / "docs" / "budget_energy_pareto.png"
+
+
+def summarize(path: str | Path) -> dict[str, Any]:
+    """The JSON of the example: the run's summary, its spec and how it was made."""
+    results = asim.load_results(path)
+    attrs = results.attrs
+    if "finished" not in attrs:
+        raise SystemExit(f"{path}: the run has not finished; run the same command to resume it")
+    started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
+    spec = tomllib.loads(results.config["spec"])
+    return {"spec": str(SPEC.relative_to(ROOT)), "name": spec["experiment"]["name"],
+            "setting": {k: spec[k] for k in ("model", "training", "chip", "budget")},
+            "made": {"host": str(attrs.get("host", "")),
+                     "git_commit": str(attrs.get("git_commit")),
+                     "analogsim": str(attrs.get("analogsim_version")),
+                     "torch": str(attrs.get("torch_version")),
+                     "wall_seconds": round((finished - started).total_seconds())},
+            **energy_budget_summary(results.runs["budget_energy"])}
+
+
+def _nJ(joules: float) -> str:
+    return f"{joules * 1e9:.3g} nJ"
+
+
+def _accuracy(design: dict[str, Any]) -> str:
+    a = design["accuracy"]
+    return f"{100 * a['mean']:.2f} % [{100 * a['low']:.2f}, {100 * a['high']:.2f}]"
+
+
+def _drop(design: dict[str, Any]) -> str:
+    d = design["drop_pp"]
+    return f"{d['mean']:.2f} pp [{d['low']:.2f}, {d['high']:.2f}]"
+
+
+def render_section(data: dict[str, Any]) -> str:
+    """The docs section from the JSON alone."""
+    designs, layers = data["designs"], data["layers"]
+    card, uniform, chosen = (designs[data[k]] for k in ("card_design", "uniform_design",
+                                                        "chosen_design"))
+    budget, training = data["setting"]["budget"], data["setting"]["training"]
+    hidden = data["setting"]["model"]["options"]["hidden"]
+    chips = len(data["chip_seeds"]) * data["instances"]
+    knob = data["knobs"][0]
+    lines = [
+        "## Budgets that optimise energy", "",
+        "A `budget` spec with an `objective` chooses, per analog layer, the bits of least "
+        "energy per inference whose accuracy stays within `tolerance_pp` of the card's own "
+        "accuracy at its own bits (the *card design*); [experiments.md](experiments.md#cost-"
+        "budgets) gives the spec and the search: each layer's bits lowered alone to its "
+        "minimum, every layer at one common value lowered together (the *uniform baseline*: "
+        "the fewest common bits that hold), then greedy steps, the largest energy saving per "
+        "accuracy cost first, each kept if the joint design holds. Every design is priced by "
+        "`asim.cost` and measured on the same chips. The report draws accuracy against energy "
+        "per inference over every design measured, marks the Pareto front, the chosen design "
+        "and the uniform baseline.", "",
+        f"**Example** ([`{data['spec']}`](../{data['spec']})): the digits MLP "
+        f"(64-{'-'.join(map(str, hidden))}-10, {training['epochs']} epochs) on "
+        f"`{data['card']}`, {knob} chosen per layer from {budget['bits']}, accuracy "
+        f"{data['time_s'] / 86400:g} day after programming on {data['test_samples']} test "
+        f"digits, {len(data['chip_seeds'])} seeds × {data['instances']} instances = {chips} "
+        f"chips, tolerance {data['tolerance_pp']:g} pp below the card design's "
+        f"{100 * data['baseline_accuracy']:.2f} %. {len(designs)} designs measured in "
+        f"{data['made']['wall_seconds']} s, training included.", "",
+        f"| design | {knob} of layers {', '.join(layers)} | energy per inference | accuracy "
+        "[95 % CI] | below the card design [95 % CI] |", "|---|---|---|---|---|"]
+    for name, design in (("card design", card), ("uniform baseline", uniform),
+                         ("**chosen**", chosen)):
+        bits = "-".join(map(str, design["bits"][0]))
+        lines.append(f"| {name} | {bits} | {_nJ(design['energy_J'])} | {_accuracy(design)} | "
+                     f"{_drop(design) if design is not card else '—'} |")
+    saving_card = 1 - chosen["energy_J"] / card["energy_J"]
+    lines += [
+        "", f"**The chosen per-layer bits use {100 * data['saving']:.1f} % less energy per "
+        f"inference than the uniform baseline** ({_nJ(chosen['energy_J'])} against "
+        f"{_nJ(uniform['energy_J'])}; {100 * saving_card:.0f} % less than the card design), "
+        f"within the tolerance on the {chips} chips they were chosen on. Per layer:", "",
+        f"| layer | fewest {knob} alone | chosen | uniform | energy, chosen | energy, uniform |",
+        "|---|---|---|---|---|---|"]
+    for j, layer in enumerate(layers):
+        lines.append(f"| {layer} | {data['minimum'][0][j]} | {chosen['bits'][0][j]} | "
+                     f"{uniform['bits'][0][j]} | {_nJ(chosen['layer_energy_J'][j])} | "
+                     f"{_nJ(uniform['layer_energy_J'][j])} |")
+    lines += [
+        "", "Only the ADC energy depends on the bits in this cost model (FOM · 2^bits per "
+        "conversion), so the saving is in the layers whose ADC bits drop below the uniform "
+        "value; the array reads and the digital periphery, the same in every design, bound "
+        "what any choice of bits can save.", "",
+        "![Accuracy against energy per inference of every design measured](budget_energy_pareto"
+        ".png)", "",
+        f"The bars are the {data['ci']}; every design is measured on the same chips, so the "
+        "differences to the card design are paired by chip. What the figure does not say: "
+        "the chosen design's accuracy is measured on the chips it was chosen on (a design "
+        "that holds by a small margin may not on new chips: its drop's CI reaches "
+        f"{chosen['drop_pp']['high']:.2f} pp), and on one trained model.", ""]
+    return "\n".join(lines)
+
+
+def write_docs(data: dict[str, Any]) -> None:
+    """The figure and the section from the JSON."""
+    plot_pareto(pareto_points(data), FIGURE, pareto_title(data))
+    SECTION.write_text(render_section(data), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", help="the results file of the spec")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="redraw the figure and the section from the committed JSON")
+    args = parser.parse_args()
+    if not args.docs_only:
+        if args.results is None:
+            parser.error("give the results file, or --docs-only")
+        RESULTS.write_text(json.dumps(summarize(args.results), indent=1) + "\n",
+                           encoding="utf-8")
+    write_docs(json.loads(RESULTS.read_text(encoding="utf-8")))
+    print(f"wrote {FIGURE} and {SECTION}; run python benchmarks/cost_example.py --docs-only "
+          "to put the section into docs/cost.md")
+
+
+if __name__ == "__main__":
+    main()
