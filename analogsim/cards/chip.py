@@ -233,8 +233,9 @@ def _check_slicing(chip: Chip, slicing: Slicing, source: str) -> None:
         if p is None else
         f"the weight gets {m} × {p} = {m * p} bits, more than 24 (float32 integers)"
         if m * p > 24 else
-        f"conductance.levels ({cond.levels}) must be absent or 2^{p} = {2**p}, the levels a "
-        "slice uses" if cond.levels is not None and cond.levels != 2**p else
+        f"conductance.levels ({cond.levels}) must be absent or hold the 2^{p} = {2**p} levels "
+        f"a slice uses on its grid (levels − 1 a multiple of {2**p - 1})"
+        if cond.levels is not None and (cond.levels - 1) % (2**p - 1) else
         "it needs conductance.pair = 'differential' (the pair holds the sign of each slice)"
         if cond.pair != "differential" else
         f"it needs the default [coding] (scheme {chip.coding.scheme!r}): coding decodes each "

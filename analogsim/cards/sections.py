@@ -158,9 +158,9 @@ class Slicing:
         "own ADC conversion (1: no weight slicing); needs a differential pair and the "
         "default [coding]", "", 1, 16))
     bits_per_weight_slice: int | None = field(default=None, metadata=spec(
-        "magnitude bits held by each slice's pair: 2^bits levels per device "
-        "(conductance.levels absent or equal); the weight's magnitude gets weight_slices · "
-        "this bits (at most 24); required when weight_slices > 1", "bit", 1, 16))
+        "magnitude bits held by each slice's pair: 2^bits levels per device (conductance.levels "
+        "absent, or levels − 1 a multiple of 2^bits − 1); the weight's magnitude gets "
+        "weight_slices · this bits (at most 24); required when weight_slices > 1", "bit", 1, 16))
 
 
 @dataclass(frozen=True)

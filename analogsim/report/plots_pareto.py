@@ -81,7 +81,7 @@ def plot_pareto(points: ParetoPoints, path: Path, title: str) -> Path:
     axes.axhline(100 * points.baseline, color="black", linestyle="--", linewidth=1)
     axes.axhline(100 * points.floor, color=_CHOSEN, linestyle=":", linewidth=1.2)
     for index, marker, colour, name, offset, align in (
-            (points.chosen, "*", _CHOSEN, "chosen", (10, -14), "left"),
+            (points.chosen, "*", _CHOSEN, "chosen", (12, -24), "left"),
             (points.uniform, "s", STAGE_COLOURS["uniform"], "uniform", (-10, 10), "right"),
             (points.card, "D", STAGE_COLOURS["card"], "card", (-10, 10), "right")):
         axes.scatter(energy[index], mean[index], marker=marker, s=170 if marker == "*" else 80,

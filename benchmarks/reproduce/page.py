@@ -155,6 +155,9 @@ def midpoints(run_name: str, specs: list[tuple[str, str]],
     lines = ["| setting | μ (fit of the mean ± 1 s.d.) | μ over seeds, mean [95 % CI] |",
              "|---|---|---|"]
     for name, label in specs:
+        if name not in summaries:
+            lines.append(row(label, NOT_RUN, ""))
+            continue
         site = summaries[name]["midpoints"][run_name]["sites"]["global"]
         seeds = len(site["mu_per_seed"] or [None])
         lines.append(f"| {label} ({seeds} seeds) | {mu_fitted(site)} | {mu_over_seeds(site)} |")
@@ -191,7 +194,8 @@ def _per_seed_mu(quantity: dict[str, Any], summaries: dict[str, dict[str, Any]],
         return np.array([float(quantity["value"])]), "{:.3g}"
     name = quantity["summary"]
     if name not in summaries:
-        raise KeyError(f"claim {claim.id!r} names {name!r}, which has no summary")
+        known_spec(name)
+        return np.array([np.nan]), f"{{}} ({name}: {NOT_RUN})"
     per_seed = summaries[name]["midpoints"][quantity["run"]]["sites"][quantity["site"]][
         "mu_per_seed"]
     return np.array([np.nan if v is None else v for v in per_seed], float), "{:.3g}"
@@ -229,6 +233,9 @@ def verdicts(claim_id: str, specs: list[tuple[str, str]],
     """One claim judged in several specs: a row per spec (its label), ours and the verdict."""
     lines = ["| setting | ours | verdict |", "|---|---|---|"]
     for name, label in specs:
+        if name not in summaries:
+            lines.append(row(label, NOT_RUN, ""))
+            continue
         claim = next(c for c in summaries[name]["claims"] if c["id"] == claim_id)
         verdict = claim["verdict"] + "".join(f"; {note}" for note in claim["notes"])
         lines.append(row(label, claim["ours"], verdict))
@@ -265,6 +272,16 @@ def digital(summary: dict[str, Any], run_name: str) -> str:
     return f"{percent(mean)} % (seeds: {', '.join(percent(v) for v in values)} %)"
 
 
+#: what the page shows for a spec that has no summary yet
+NOT_RUN = "not run yet (`make reproduce` runs it)"
+
+
+def known_spec(name: str) -> None:
+    """Refuse a name that is no reproduction spec (a typo), as opposed to one not yet run."""
+    if not (HERE / f"{name}.toml").is_file() and name != "demo":
+        raise KeyError(f"the page names {name!r}, which is no spec in {HERE}")
+
+
 def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
     """The page: every directive of ``template`` replaced from ``summaries``."""
 
@@ -274,18 +291,18 @@ def render(template: str, summaries: dict[str, dict[str, Any]]) -> str:
             return total(summaries)
         if verb == "across":
             return across(name, summaries)
-        if verb == "midpoints":  # name is the run; the specs follow as NAME=LABEL
+        if verb in ("midpoints", "verdicts"):  # name: the run or claim; then NAME=LABEL
             specs = [tuple(pair.split("=", 1)) for pair in rest]
-            return midpoints(name, specs, summaries)
-        if verb == "verdicts":  # name is the claim's id; the specs follow as NAME=LABEL
-            specs = [tuple(pair.split("=", 1)) for pair in rest]
-            missing = [spec for spec, _ in specs if spec not in summaries]
-            if missing:
-                raise KeyError(f"the page names {missing}, which have no summary")
-            return verdicts(name, specs, summaries)
+            for spec, _ in specs:
+                known_spec(spec)
+            return (midpoints if verb == "midpoints" else verdicts)(name, specs, summaries)
+        if verb == "setting" and name not in summaries:  # the spec itself says it
+            known_spec(name)
+            spec = tomllib.loads((HERE / f"{name}.toml").read_text(encoding="utf-8"))
+            return setting({"setting": spec}, rest[0])
         if name not in summaries:
-            raise KeyError(f"the page names {name!r}, which has no summary; summaries: "
-                           f"{sorted(summaries)} (run make reproduce)")
+            known_spec(name)
+            return f"*{name}: {NOT_RUN}*"
         summary = summaries[name]
         if verb == "table":
             run_name, *pairs = rest

@@ -25,6 +25,7 @@ import numpy as np
 
 import analogsim as asim
 from analogsim.claims import evaluate_claims, parse_claims
+from analogsim.report.sections_budget_energy import energy_budget_summary
 from analogsim.report.summaries import intervals
 from analogsim.results import Results, RunData
 
@@ -62,6 +63,8 @@ def summarize(path: str | Path) -> dict[str, Any]:
                       if run.attrs.get("kind") == "midpoints"},
         "budgets": {name: budget_summary(run) for name, run in results.runs.items()
                     if run.attrs.get("kind") == "budget"},
+        "cost_budgets": {name: energy_budget_summary(run) for name, run in results.runs.items()
+                         if run.attrs.get("kind") == "budget_energy"},
     }
     claims = parse_claims(spec.get("claims", []), f"{path}: /config/spec")
     summary["claims"] = [
