@@ -19,8 +19,6 @@ checks that the committed page is what the JSON gives.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from measured_page import measure_and_render
 from torch import nn
 
 import analogsim as asim
@@ -236,17 +235,7 @@ def render_page(summary: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs-only", action="store_true",
-                        help="rewrite docs/calibration.md from the committed JSON")
-    args = parser.parse_args()
-    if not args.docs_only:
-        summary = run()
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    summary = json.loads(RESULTS.read_text(encoding="utf-8"))
-    PAGE.write_text(render_page(summary), encoding="utf-8")
-    print(f"wrote {PAGE}")
+    measure_and_render(__doc__.splitlines()[0], RESULTS, PAGE, run, render_page)
 
 
 if __name__ == "__main__":

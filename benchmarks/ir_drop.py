@@ -20,9 +20,7 @@ figures. Run: ``python benchmarks/ir_drop.py`` (about a minute on one thread);
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import platform
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from measured_page import measure_and_render
 
 import analogsim as asim
 from analogsim.datasets import load
@@ -476,18 +475,7 @@ def render_figures(summary: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs-only", action="store_true",
-                        help="rewrite docs/ir_drop.md and its figures from the committed JSON")
-    args = parser.parse_args()
-    if not args.docs_only:
-        summary = run()
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    summary = json.loads(RESULTS.read_text(encoding="utf-8"))
-    PAGE.write_text(render_page(summary), encoding="utf-8")
-    render_figures(summary)
-    print(f"wrote {PAGE}")
+    measure_and_render(__doc__.splitlines()[0], RESULTS, PAGE, run, render_page, render_figures)
 
 
 if __name__ == "__main__":

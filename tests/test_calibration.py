@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,14 +299,3 @@ def test_integer_products_run_on_calibrated_codes(monkeypatch) -> None:
 
 
 # ------------------------------------------------------------------------ the comparison page
-
-
-def test_the_committed_calibration_page_is_what_its_json_gives() -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration_compare.py"
-    spec = importlib.util.spec_from_file_location("calibration_compare", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    summary = json.loads(module.RESULTS.read_text(encoding="utf-8"))
-    assert module.PAGE.read_text(encoding="utf-8") == module.render_page(summary), (
-        "docs/calibration.md is stale: run python benchmarks/calibration_compare.py "
-        "--docs-only")

@@ -338,3 +338,12 @@ b = { summary = "low", run = "global_noise", site = "global" }
     assert "| holds |" in page.across("pair", apart, tmp_path)
     assert "| does not hold |" in page.across("pair", {"high": apart["low"],
                                                         "low": apart["high"]}, tmp_path)
+
+
+def test_the_page_says_when_a_spec_has_not_run_and_refuses_a_name_that_is_no_spec():
+    page = reproduce_module("page")
+    assert "not run yet" in page.render("{{claims s2_t1_mlp_add}}", {})
+    assert page.render("{{setting s2_t1_mlp_add training.epochs}}", {}) == str(
+        tomllib.loads((REPRODUCE / "s2_t1_mlp_add.toml").read_text())["training"]["epochs"])
+    with pytest.raises(KeyError, match="no spec"):
+        page.render("{{claims s2_t1_mlp_ad}}", {})

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -300,13 +296,3 @@ def test_the_aihwkit_backend_refuses_wire_resistance() -> None:
 
 
 # ------------------------------------------------------------------------ the page
-
-
-def test_the_committed_ir_drop_page_is_what_its_json_gives() -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ir_drop.py"
-    spec = importlib.util.spec_from_file_location("ir_drop_benchmark", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    summary = json.loads(module.RESULTS.read_text(encoding="utf-8"))
-    assert module.PAGE.read_text(encoding="utf-8") == module.render_page(summary), (
-        "docs/ir_drop.md is stale: run python benchmarks/ir_drop.py --docs-only")
