@@ -30,6 +30,7 @@ from measured_page import measure_and_render
 from torch import nn
 
 import analogsim as asim
+from analogsim import models
 from analogsim.conversion import analog_layers
 from analogsim.datasets import DataSplit, load
 from analogsim.statistics import interval_over_units
@@ -50,32 +51,11 @@ TRAINING = TrainingConfig(epochs=30, batch_size=64, optimizer="adam", learning_r
                           weight_decay=0.0, seed=0)
 
 
-class TinyMixer(nn.Module):
-    """A transformer-like MLP: the 8 rows of a digit as 8 tokens of 8 pixels, a linear
-    embedding plus a learned position table (a lookup), one token-mixing and one channel MLP
-    (pre-LayerNorm, residual, GELU), mean over tokens, LayerNorm and a linear classifier."""
-
-    def __init__(self, tokens: int = 8, features: int = 8, width: int = 32, hidden: int = 64,
-                 classes: int = 10) -> None:
-        super().__init__()
-        self.tokens, self.features = tokens, features
-        self.embed = nn.Linear(features, width)
-        self.position = nn.Embedding(tokens, width)  # added to the tokens, as GPT's wpe
-        self.token_norm = nn.LayerNorm(width)
-        self.token_mix = nn.Sequential(nn.Linear(tokens, 2 * tokens), nn.GELU(),
-                                       nn.Linear(2 * tokens, tokens))
-        self.channel_norm = nn.LayerNorm(width)
-        self.channel_mix = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
-                                         nn.Linear(hidden, width))
-        self.head_norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x.reshape(x.shape[0], self.tokens, self.features))
-        h = h + self.position.weight
-        h = h + self.token_mix(self.token_norm(h).transpose(1, 2)).transpose(1, 2)  # (B, T, D)
-        h = h + self.channel_mix(self.channel_norm(h))
-        return self.head(self.head_norm(h.mean(dim=1)))
+def small_vit() -> nn.Module:
+    """A vision transformer on the 8×8 digits: 16 patches of 2×2 pixels, width 32, 2 blocks of
+    4 heads, MLP 64 (``vit_tiny``; attention products digital, every projection on tiles)."""
+    return models.create("vit_tiny", input_shape=(1, 8, 8), patch_size=2, dim=32, depth=2,
+                         heads=4, mlp_hidden=64)
 
 
 def small_cnn() -> nn.Sequential:
@@ -85,7 +65,7 @@ def small_cnn() -> nn.Sequential:
                          nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
 
 
-MODELS = {"cnn": (small_cnn, "small CNN"), "mixer": (TinyMixer, "tiny transformer-like MLP")}
+MODELS = {"cnn": (small_cnn, "small CNN"), "vit": (small_vit, "small vision transformer")}
 
 
 def interval(values: np.ndarray) -> dict[str, Any]:
