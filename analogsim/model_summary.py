@@ -29,6 +29,7 @@ from torch import nn
 from analogsim.tiles import ANALOG_LAYERS, COMPOSITE_LAYERS, AnalogLayer, named_analog_class
 from analogsim.tiles.coding import scheme_parts
 from analogsim.tiles.cost import TileCost, tile_cost
+from analogsim.tiles.slicing import weight_slice_count
 
 #: lookup tables: their weight is indexed, not multiplied
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
@@ -192,7 +193,8 @@ class LayerRow:
         column_groups: physical tiles along the outputs.
         card: the device card's name.
         devices_per_weight: devices that store one weight: 2 for a differential pair, 1 for a
-            single device, times the mean cells per weight of a programmed coded tile; None
+            single device, times the weight slices (bit slicing) or the mean cells per weight
+            of a programmed coded tile; None
             for a tile with redundancy coding not yet programmed (it depends on the weights).
         mapping: how a weight is stored, in words.
         cost: one input vector through the layer's tiles, priced by the card's ``[cost]``
@@ -222,6 +224,9 @@ def _devices(layer: AnalogLayer) -> tuple[float | None, str]:
     tile, chip = layer.tile, layer.tile.chip
     per_cell = 2 if chip.conductance.pair == "differential" else 1
     mapping = "differential pair" if per_cell == 2 else "single device"
+    if (slices := weight_slice_count(chip)) > 1:  # weight slicing: one pair per slice
+        return float(per_cell * slices), (f"{slices} differential pairs of "
+                                          f"{chip.slicing.bits_per_weight_slice} bits")
     parts = scheme_parts(chip.coding.scheme) if tile.coded else set()
     if parts:
         mapping += f", coding {chip.coding.scheme}"

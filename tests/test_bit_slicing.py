@@ -5,6 +5,8 @@ K instances, coding, and the card's errors."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +16,9 @@ import analogsim as asim
 from analogsim.errors import CardError
 from analogsim.tiles.slicing import Slices
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "bit_slicing.md"
 DAC = {"dac.bits": 8, "dac.input_scaling": "abs_max"}
-#: 7 magnitude bits in 4 cycles of 2 bits (the last holds 1); weights of 2 × 3 bits
+#: 7 magnitude bits in 4 cycles of 2 bits (the first holds 1); weights of 2 × 3 bits
 SLICED = {"slicing.input_bits_per_slice": 2, "slicing.weight_slices": 2,
           "slicing.bits_per_weight_slice": 3}
 
@@ -103,7 +106,8 @@ def test_training_through_the_slices_reaches_the_weights() -> None:
 def shift_sums(s: int, m: int, p: int) -> tuple[float, float]:
     """(Σ_i a_i², Σ_j v_j²) of an 8-bit DAC in cycles of s bits and m weight slices of p bits."""
     n, limit = math.ceil(7 / s), 127
-    a = [2 ** (s * i) * (2**s - 1) / limit for i in range(n)]
+    places = [max(0, 7 - s * (n - i)) for i in range(n)]  # the leftover bits lowest
+    a = [2**e * (2**s - 1) / limit for e in places]
     v = [2 ** (p * j) * (2**p - 1) / (2 ** (p * m) - 1) for j in range(m)]
     return sum(t * t for t in a), sum(t * t for t in v)
 
@@ -143,21 +147,42 @@ def test_output_noise_variance_matches_its_formula() -> None:
 
 
 def test_per_read_noise_variance_matches_its_formula() -> None:
-    # var y = (max|W| max|x|)² σ_A² Δ² Σ_j v_j² Σ_i 4^(s·i) Σ_r d_ir², σ_A² = 2σ_a² (a pair)
+    # var y = (max|W| max|x|)² σ_A² Δ² Σ_j v_j² Σ_i 4^(e_i) Σ_r d_ir², σ_A² = 2σ_a² (a pair)
     x = torch.randn(16)
     sigma_a = 0.02
     chip = asim.load_chip("ideal", **DAC, **SLICED, **{"per_read_noise.additive_std": sigma_a})
     y, w_max = draws(chip, x, SAMPLES)
     step = 2 / 254
     codes = torch.round(x / x.abs().max() / step).abs()
-    digits = [torch.floor(codes / 4**i) % 4 for i in range(4)]
-    per_read = sum(16**i * float(d.square().sum()) for i, d in enumerate(digits))
+    # 7 bits in cycles of 2: places 0, 1, 3, 5 (1 bit left over, least significant)
+    digits = [codes % 2, torch.floor(codes / 2) % 4, torch.floor(codes / 8) % 4,
+              torch.floor(codes / 32)]
+    assert torch.equal(digits[0] + 2 * digits[1] + 8 * digits[2] + 32 * digits[3], codes)
+    places = (0, 1, 3, 5)
+    per_read = sum(4**e * float(d.square().sum()) for e, d in zip(places, digits, strict=True))
     _, v2 = shift_sums(2, 2, 3)
     expected = (w_max * x.abs().max()) ** 2 * 2 * sigma_a**2 * step**2 * v2 * per_read
     measured = y.var(dim=0).mean()
     assert abs(measured / expected - 1) < TOLERANCE, (measured, expected)
     unsliced = float(codes.square().sum())  # ‖c‖² has the cross terms slicing drops
     assert per_read < unsliced
+
+
+def test_the_noise_factor_tables_in_the_docs_are_the_codes() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    inputs = re.findall(r"^\| (\d) \| (\d) \| ([\d, ]+) \| ([\d.]+)", text, re.M)
+    weights = re.findall(r"^\| (\d+) × (\d+) \| ([\d.]+)", text, re.M)
+    assert (len(inputs), len(weights)) == (7, 5)
+    for s, n, places, a2 in inputs:
+        chip = asim.load_chip("ideal", **DAC, **{"slicing.input_bits_per_slice": int(s)})
+        slices = Slices.from_chip(chip) or Slices(None, 1, None, None, 1)  # s = 7: one cycle
+        assert slices.input_slices == int(n)
+        assert slices.input_exponents == tuple(int(e) for e in places.split(","))
+        assert sum(a * a for a in slices.input_weights) == pytest.approx(float(a2), abs=5e-4)
+    for m, p, v2 in weights:
+        slices = Slices.from_chip(asim.load_chip("ideal", **{
+            "slicing.weight_slices": int(m), "slicing.bits_per_weight_slice": int(p)}))
+        assert sum(v * v for v in slices.weight_weights) == pytest.approx(float(v2), abs=5e-4)
 
 
 # ------------------------------------------------------------------------ cost

@@ -139,14 +139,14 @@ class Slicing:
     Optional: a card without ``[slicing]`` (or with one that slices nothing) runs every input
     in one cycle and holds every weight on one device (pair). *Input slicing* splits the
     magnitude of each DAC code (``dac.bits`` − 1 bits, the sign is applied with every slice)
-    into slices of ``input_bits_per_slice`` bits, least significant first; each slice drives
-    the rows at full scale for its largest digit, is read and converted on its own (its own
-    per-read and output noise, its own ADC conversion), and the digital periphery shifts and
-    adds the converted partial sums. *Weight slicing* quantises each weight's magnitude to
-    ``weight_slices`` · ``bits_per_weight_slice`` bits and holds each slice of
-    ``bits_per_weight_slice`` bits on its own differential pair of 2^bits levels, in its own
-    copy of the tile's columns with its own ADCs; the converted slices are shifted and added
-    digitally. Formulas and their output noise: docs/bit_slicing.md.
+    into slices of ``input_bits_per_slice`` bits (the least significant slice holds the bits
+    left over); each slice drives the rows at full scale for its largest digit, is read and
+    converted on its own (its own per-read and output noise, its own ADC conversion), and the
+    digital periphery shifts and adds the converted partial sums. *Weight slicing* quantises
+    each weight's magnitude to ``weight_slices`` · ``bits_per_weight_slice`` bits and holds
+    each slice of ``bits_per_weight_slice`` bits on its own differential pair of 2^bits
+    levels, in its own copy of the tile's columns with its own ADCs; the converted slices are
+    shifted and added digitally. Formulas and their output noise: docs/bit_slicing.md.
     """
 
     input_bits_per_slice: int | None = field(default=None, metadata=spec(

@@ -48,12 +48,13 @@ from torch import nn
 
 from analogsim.cards import Chip, chip_from_toml
 from analogsim.conversion import analog_layers, convert
-from analogsim.errors import DataError, MissingDataFileError, require_file
+from analogsim.errors import ConversionError, DataError, MissingDataFileError, require_file
 from analogsim.evaluation import evaluate
 from analogsim.programming import program
 from analogsim.seeding import Purpose, make_generator, time_key
 from analogsim.tiles import device_model
 from analogsim.tiles.programmed import check_conductances, unpack_targets
+from analogsim.tiles.slicing import weight_slice_count
 from analogsim.units import TIME_RANGE, is_valid_time
 
 TARGETS_FORMAT = "analogsim-targets"
@@ -126,7 +127,15 @@ def export_targets(model: nn.Module, chip: Chip, path: str | Path, *,
 
     Returns:
         layer name → its targets.
+
+    Raises:
+        ConversionError: the card slices weights (its targets have no place in the layout).
     """
+    if weight_slice_count(chip) > 1:
+        raise ConversionError(
+            f"card {chip.name!r} slices weights (slicing.weight_slices = "
+            f"{chip.slicing.weight_slices}): a targets file holds one device (pair) per weight "
+            "and output; export the card without weight slicing")
     analog = _programmed_copy(model, chip, seed=0, instances=1)
     targets = {}
     with h5py.File(path, "w") as handle:

@@ -4,12 +4,14 @@ The card's ``[slicing]`` section (:class:`analogsim.cards.Slicing`); docs/bit_sl
 derives the output noise. Without it (or with one that slices nothing) none of this runs.
 
 *Input slicing.* A DAC of b bits gives integer codes c ∈ [−L, L], L = 2^(b−1) − 1. The
-magnitude |c| = Σ_i d_i·2^(s·i) is cut into n = ⌈(b − 1)/s⌉ digits d_i ∈ [0, 2^s − 1] of s
-bits, least significant first. Cycle i drives the rows with sgn(c)·d_i at the full scale of an
-s-bit slice DAC: u_i = sgn(c)·d_i·L/(2^s − 1) in the b-bit DAC's code units (the largest digit
-is a full-scale input). Each cycle is its own read (per-read and output noise drawn afresh) and
-its own ADC conversion A_i; the digital periphery adds Σ_i a_i·A_i with
-a_i = 2^(s·i)·(2^s − 1)/L, so that Σ_i a_i·u_i = c exactly.
+magnitude |c| = Σ_i d_i·2^(e_i) is cut into n = ⌈(b − 1)/s⌉ digits of s bits, least significant
+first; when s does not divide b − 1 the least significant digit holds the r = b − 1 − s·(n − 1)
+remaining bits (e_i = max(0, b − 1 − s·(n − i)), so the most significant cycles use their whole
+range). Cycle i drives the rows with sgn(c)·d_i at the full scale of an s-bit slice DAC:
+u_i = sgn(c)·d_i·L/(2^s − 1) in the b-bit DAC's code units (a digit 2^s − 1 is a full-scale
+input). Each cycle is its own read (per-read and output noise drawn afresh) and its own ADC
+conversion A_i; the digital periphery adds Σ_i a_i·A_i with a_i = 2^(e_i)·(2^s − 1)/L, so that
+Σ_i a_i·u_i = c exactly.
 
 *Weight slicing.* A weight normalised by its tile's max|W|, w ∈ [−1, 1], is quantised to
 Q = round(|w|·Λ), Λ = 2^(p·m) − 1, and cut into m digits q_j ∈ [0, 2^p − 1] of p bits; slice j
@@ -29,6 +31,7 @@ Python loops run over the slices of a crossbar (:mod:`.wires`), never over eleme
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -80,12 +83,22 @@ class Slices:
         return cls(s, n, limit, section.bits_per_weight_slice if m > 1 else None, m)
 
     @property
+    def input_exponents(self) -> tuple[int, ...]:
+        """e_i, the place of cycle i's least significant bit in |c|: max(0, b − 1 − s·(n − i))
+        (the least significant cycle holds the bits left over)."""
+        if self.input_bits is None:
+            return (0,)
+        magnitude_bits = self.code_limit.bit_length()  # b − 1
+        return tuple(max(0, magnitude_bits - self.input_bits * (self.input_slices - i))
+                     for i in range(self.input_slices))
+
+    @property
     def input_weights(self) -> tuple[float, ...]:
-        """a_i = 2^(s·i)·(2^s − 1)/L, the shift of cycle i's converted partial sums."""
+        """a_i = 2^(e_i)·(2^s − 1)/L, the shift of cycle i's converted partial sums."""
         if self.input_bits is None:
             return (1.0,)
-        s, top = self.input_bits, 2**self.input_bits - 1
-        return tuple(2.0 ** (s * i) * top / self.code_limit for i in range(self.input_slices))
+        top = 2**self.input_bits - 1
+        return tuple(2.0**e * top / self.code_limit for e in self.input_exponents)
 
     @property
     def weight_weights(self) -> tuple[float, ...]:
@@ -111,9 +124,11 @@ class Slices:
             return codes
         n, s = self.input_slices, self.input_bits
         per_instance = codes.detach().unflatten(0, (k_count, -1)).unsqueeze(1)  # (K, 1, B, ...)
-        shifts = codes.new_tensor([2.0 ** (s * i) for i in range(n)])
-        shifts = shifts.view(1, n, *[1] * (per_instance.dim() - 2))
-        digits = torch.floor(per_instance.abs() / shifts).remainder_(2.0**s)  # (K, n, B, ...)
+        places = (*self.input_exponents, self.code_limit.bit_length())
+        shape = (1, n, *[1] * (per_instance.dim() - 2))
+        shifts = codes.new_tensor([2.0**e for e in places[:-1]]).view(shape)
+        widths = codes.new_tensor([2.0 ** (b - a) for a, b in itertools.pairwise(places)])
+        digits = torch.floor(per_instance.abs() / shifts).remainder_(widths.view(shape))
         cycles = digits.mul_(torch.sign(per_instance) * (self.code_limit / (2**s - 1)))
         if codes.requires_grad:
             through = (codes - codes.detach()) / sum(self.input_weights)
