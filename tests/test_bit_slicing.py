@@ -349,3 +349,15 @@ def test_levels_on_the_slice_grid_are_accepted() -> None:
     assert Slices.from_chip(chip).weight_weights == (7 / 63, 56 / 63)
     assert chip.replace(**{"slicing.weight_slices": 1, "slicing.bits_per_weight_slice": None}
                         ).slicing is not None
+
+
+def test_summary_counts_the_slices_and_export_refuses_them(tmp_path: Path) -> None:
+    from analogsim.hardware.chip_exchange import export_targets
+
+    chip = asim.load_chip("ideal", **SLICED, **DAC)
+    summary = asim.summary(linear(chip))
+    assert summary.rows[0].devices_per_weight == 4.0
+    assert "2 differential pairs of 3 bits" in str(summary)
+    digital = nn.Sequential(nn.Linear(4, 2))
+    with pytest.raises(asim.errors.ConversionError, match="slices weights"):
+        export_targets(digital, chip, tmp_path / "targets.h5")

@@ -101,3 +101,12 @@ def test_explicit_padding_matches_torch_for_same_and_valid():
         torch.testing.assert_close(padded, expected)
     assert explicit_padding("valid", (3, 3), (1, 1)) == (0, 0, 0, 0)
     assert explicit_padding((1, 2), (3, 3), (1, 1)) == (2, 2, 1, 1)
+
+
+def test_training_through_an_adc_with_a_bias_and_a_per_vector_scale():
+    # the float output factor of an ideal card with an ADC, out of place (autograd)
+    layer = asim.AnalogLinear(4, 3, chip=asim.load_chip("ideal", adc_bits=8)).train()
+    x = torch.randn(5, 4)
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and layer.bias.grad is not None
+    assert torch.allclose(layer.bias.grad, torch.full((3,), 5.0))

@@ -235,7 +235,11 @@ class TileForward:
         if isinstance(factor, float) or factor.dim() == 1:  # per instance: fold it with max|x|
             multiplier = per_instance(factor, input_scale, y)
             if not in_place:
-                return y * multiplier if bias is None else torch.addcmul(bias, y, multiplier)
+                if bias is None:
+                    return y * multiplier
+                if isinstance(multiplier, float):  # addcmul takes tensors only
+                    return torch.add(bias, y, alpha=multiplier)
+                return torch.addcmul(bias, y, multiplier)
             return scale_and_shift_(y, multiplier, bias)
         same_type = all(t is None or t.dtype == y.dtype for t in (factor, input_scale, bias))
         if in_place and same_type and y.is_contiguous():  # the same products, no new tensors
