@@ -49,7 +49,7 @@ from analogsim.model_summary import (
     is_analog,
     tied_embedding,
 )
-from analogsim.tiles import COMPOSITE_LAYERS, AnalogLayer
+from analogsim.tiles import ANALOG_LAYERS, COMPOSITE_LAYERS, AnalogLayer
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,21 @@ def _warn_digital(remainder: DigitalRemainder, analog_weights: int) -> None:
                   stacklevel=3)
 
 
+def _warn_aihwkit_digital(model: nn.Module) -> None:
+    """aihwkit's conversion swaps Linear and Conv layers only: warn, naming them, about the
+    modules the native backend would put on tiles that it leaves digital (attention,
+    recurrent layers, GPT-2's Conv1D)."""
+    layer_types = tuple(ANALOG_LAYERS)
+    left = [f"  {name!r} ({type(module).__name__}): the aihwkit backend converts nn.Linear "
+            "and nn.Conv layers only; use backend='native'"
+            for name, module in model.named_modules()
+            if convertible(module) is not None and not isinstance(module, layer_types)]
+    if left:
+        warnings.warn(DigitalRemainderWarning(
+            f"convert left {len(left)} module(s) that multiply by weight matrices digital:\n"
+            + "\n".join(left), tuple(line.split("'")[1] for line in left)), stacklevel=3)
+
+
 def convert(
     model: nn.Module,
     chip: Chip | str,
@@ -158,6 +173,7 @@ def convert(
                                   "options")
         from analogsim.backends.aihwkit_backend import convert_with_aihwkit
 
+        _warn_aihwkit_digital(model)
         return convert_with_aihwkit(model, base_chip, aihwkit_tile)
     if backend != "native":
         raise ConversionError(f"backend must be 'native' or 'aihwkit', got {backend!r}")

@@ -128,3 +128,10 @@ def test_crosscheck_cli_prints_both_backends():
                           text=True)
     assert done.returncode in (0, 1), done.stderr
     assert "native" in done.stdout and "aihwkit" in done.stdout and "KS p" in done.stdout
+
+
+def test_modules_aihwkit_leaves_digital_are_named_in_a_warning():
+    model = nn.Sequential(nn.Linear(4, 4), nn.MultiheadAttention(4, 2), nn.LSTM(4, 3))
+    with pytest.warns(asim.errors.DigitalRemainderWarning, match="aihwkit backend") as caught:
+        asim.convert(model, "pcm", backend="aihwkit")
+    assert caught[0].message.layers == ("1", "2")

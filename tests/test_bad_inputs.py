@@ -68,7 +68,7 @@ def nan_weights(folder: Path) -> tuple[str, str]:
     state["1.weight"][0, 0] = float("nan")
     return (BASE_SPEC.replace("[training]\nepochs = 1\n", "").replace(
         '[model]\n', "[model]\n" + _weights(folder, state)),
-        r"layer .1. has NaN or infinite weights")
+        r"layer .1. has NaN or infinite values in 'weight'")
 
 
 def weights_of_another_model(folder: Path) -> tuple[str, str]:
