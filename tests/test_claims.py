@@ -215,7 +215,7 @@ def test_the_committed_pages_are_what_their_summaries_give():
 #: Reproduction specs the reduced run leaves out → the reduced spec that stands in for them:
 #: the same kind of run, methods and claims on another model, recipe or noise law. One
 #: ResNet-20 epoch on mnist5k takes minutes (the model itself is tested in test_models); the
-#: S1 recipe variants differ from S1 in weight decay or epochs only; S2's 22 walking-noise
+#: S1 recipe variants differ from S1 in weight decay, epochs or input scaling only; S2's 22 walking-noise
 #: specs fall into four shapes (noise-trained global; inference-only additive with layer-wise
 #: noise and guided repetitions; inference-only multiplicative layer-wise; inference-only
 #: global in the -BN-noNoise placement), each run once, and
@@ -231,6 +231,7 @@ _S2_STAND_INS = {
 NOT_REDUCED = {"s0_noise_aware_sam_resnet20": "s0_noise_aware_sam_10ep",
                "s1_incorruptible_no_wd": "s1_incorruptible",
                "s1_incorruptible_30ep": "s1_incorruptible",
+               "s1_incorruptible_30ep_standardized": "s1_incorruptible",
                **{left_out: stand_in for stand_in, left_outs in _S2_STAND_INS.items()
                   for left_out in left_outs}}
 CLAIMED_SPECS = sorted(path for path in REPRODUCE.glob("*.toml")

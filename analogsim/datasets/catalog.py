@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010))
 # Walking Noise data/FashionMNIST.py. Its MNIST uses ToTensor only, i.e. no normalisation.
 FASHION_MNIST_NORMALIZATION = Normalization(mean=(0.5,), std=(0.5,))
+#: MNIST's pixel mean and std over its 60,000 training images (the usual torchvision figures),
+#: applied to the MNIST data sets on request (``standardize=True``)
+MNIST_STANDARDIZATION = Normalization(mean=(0.1307,), std=(0.3081,))
 
 _NUM_CLASSES = 10  # every image data set here has ten classes
 
@@ -140,6 +143,7 @@ class _Dataset:
     normalization: Normalization | None
     flatten: bool  # the default of load(flatten=None)
     splits_here: bool  # True: no official test split, so load() splits with seed and test_size
+    standardization: Normalization | None = None  # with standardize=True, if no normalization
 
 
 def _stratified_split(
@@ -239,12 +243,14 @@ _DATASETS: dict[str, _Dataset] = {
         normalization=None,
         flatten=False,
         splits_here=True,
+        standardization=MNIST_STANDARDIZATION,
     ),
     "mnist": _Dataset(
         _official_split("mnist", read_mnist, "train-images-idx3-ubyte[.gz] etc."),
         normalization=None,
         flatten=False,
         splits_here=False,
+        standardization=MNIST_STANDARDIZATION,
     ),
     "fashion_mnist": _Dataset(
         _official_split(
@@ -322,6 +328,7 @@ def load(
     flatten: bool | None = None,
     test_size: float | int | None = None,
     normalize: bool = True,
+    standardize: bool = False,
     **options: int,
 ) -> DataSplit:
     """Load a data set by name, split into training and test tensors.
@@ -339,6 +346,8 @@ def load(
             0.25 and 1,000); must be None for the others.
         normalize: apply the data set's usual per-channel standardisation (cifar10, svhn,
             fashion_mnist, as in Walking Noise); the others are left in [0, 1].
+        standardize: standardise a data set left in [0, 1] by its known pixel mean and std
+            (mnist, mnist5k: MNIST's 0.1307 / 0.3081); an error for one with none.
         **options: options of a text data set (``stdlib_text``: ``sequence_length`` in
             tokens, ``train_sequences``, ``test_sequences``); the seed draws its training
             windows. Image data sets take none.
@@ -357,8 +366,13 @@ def load(
         raise DataError(f"load({name!r}): unknown option {sorted(options)[0]!r}; image data "
                         "sets take no options")
     dataset = _DATASETS[name]
+    if standardize and dataset.normalization is None and dataset.standardization is None:
+        raise DataError(f"load({name!r}, standardize=True): no pixel mean and std are known for "
+                        f"{name}; data sets that take it: mnist, mnist5k")
     raw = dataset.read(None if root is None else Path(root).expanduser(), seed, test_size)
     normalization = dataset.normalization if normalize else None
+    if standardize and normalization is None:
+        normalization = dataset.standardization
     flat = dataset.flatten if flatten is None else flatten
     tensors = []
     for images, labels in ((raw.x_train, raw.y_train), (raw.x_test, raw.y_test)):
