@@ -216,10 +216,10 @@ def test_the_committed_pages_are_what_their_summaries_give():
 #: the same kind of run, methods and claims on another model, recipe or noise law. One
 #: ResNet-20 epoch on mnist5k takes minutes (the model itself is tested in test_models); the
 #: S1 recipe variants differ from S1 in weight decay, epochs or input scaling only; S2's 22
-#: walking-noise specs fall into four shapes (noise-trained global; inference-only additive with layer-wise
-#: noise and guided repetitions; inference-only multiplicative layer-wise; inference-only
-#: global in the -BN-noNoise placement), each run once, and
-#: the site labels every S2 claim names are checked against its model below.
+#: walking-noise specs fall into four shapes (noise-trained global; inference-only additive
+#: with layer-wise noise and guided repetitions; inference-only multiplicative layer-wise;
+#: inference-only global in the -BN-noNoise placement), each run once, and the site labels
+#: every S2 claim names are checked against its model below.
 _S2_STAND_INS = {
     "s2_t1_mlp_add": ["s2_t1_mlp_mul", "s2_t1_mlp_bn_add", "s2_t1_mlp_bn_mul",
                       "s2_t1_mlp_add_100ep", "s2_t1_lenet_add", "s2_t1_lenet_mul",
