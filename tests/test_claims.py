@@ -246,13 +246,14 @@ def reduced(data: dict) -> dict:
     data["training"].update(epochs=1, seeds=data["training"]["seeds"][:2])
     if data["data"]["dataset"] == "stdlib_text":
         data["data"].setdefault("options", {}).update(train_sequences=256, test_sequences=32)
-    if "walking" in data:  # three noise levels across the grid, one guided repeat
+    if "walking" in data:  # five noise levels across the grid (a logistic fit has four
+        # parameters), one guided repeat
         grid = data["walking"]["sigmas"]
         if isinstance(grid, dict):
             start, stop, _ = grid["logspace"]
-            data["walking"]["sigmas"] = {"logspace": [start, stop, 3]}
+            data["walking"]["sigmas"] = {"logspace": [start, stop, 5]}
         else:
-            data["walking"]["sigmas"] = [grid[0], grid[len(grid) // 2], grid[-1]]
+            data["walking"]["sigmas"] = [grid[i * (len(grid) - 1) // 4] for i in range(5)]
         if "guided" in data:
             data["guided"]["repeats"] = 1
     if "sweep" in data:
