@@ -31,7 +31,6 @@ import argparse
 import os
 import sys
 import time
-import timeit
 from pathlib import Path
 
 import aihwkit
@@ -48,7 +47,7 @@ from analogsim.train.reference import trained_digits_mlp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tile, bench_sweep
 from bench_sweep import floor_sweep
-from bench_tile import floor_forward
+from bench_tile import best_times, floor_forward
 from performance_page import cpu_name, run_mode, write_results
 
 TILES = ("torch", "cpp")
@@ -58,21 +57,6 @@ TIME_LABELS = ("1 h", "1 day", "1 month", "1 year")
 FORWARD_TARGETS = {("Linear", "torch"): 1.2, ("Conv2d", "torch"): 8.0,
                    ("Linear", "cpp"): 8.0, ("Conv2d", "cpp"): 8.0}
 SWEEP_TARGET = 15.0
-
-
-def best_times(fns: dict, repeats: int, number: int) -> dict[str, float]:
-    """Best of ``repeats`` mean times of ``number`` calls of each function, in seconds.
-
-    The functions take turns in every repeat, so a burst of load from other processes on a
-    shared machine hits all of them rather than one.
-    """
-    for fn in fns.values():
-        fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for label, fn in fns.items():
-            best[label] = min(best[label], timeit.timeit(fn, number=number) / number)
-    return best
 
 
 def print_settings(chip) -> None:

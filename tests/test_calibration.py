@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+import quiet_card
 import torch
 from torch import nn
 
@@ -19,22 +20,11 @@ from analogsim.physics import periphery
 from analogsim.seeding import make_generator
 from analogsim.tiles import integer_mvm
 
-# The pcm card with every non-ideality switched off and calibrated input scaling; each test
-# switches on what it checks.
-QUIET = {
-    "dac_bits": None,
-    "adc_bits": None,
-    "dac_input_scaling": "calibrated",
-    "output_noise_std": 0.0,
-    "programming_law": "none",
-    "drift_law": "none",
-    "read_noise_law": "none",
-    "drift_compensation_method": "none",
-}
-
 
 def quiet_chip(**overrides: object) -> asim.Chip:
-    return asim.load_chip("pcm", **{**QUIET, **overrides})
+    """The quiet pcm card (every non-ideality off) with calibrated input scaling; each test
+    switches on what it checks."""
+    return quiet_card.quiet_chip(**{"dac_input_scaling": "calibrated", **overrides})
 
 
 def mlp() -> nn.Sequential:

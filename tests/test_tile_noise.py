@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from quiet_card import quiet_chip
 from scipy import stats
 from torch import nn
 
@@ -27,22 +28,6 @@ from analogsim.seeding import make_generator
 
 SE_BOUND = 5.0
 G_MAX = 25.0  # µS, the pcm card
-
-# The pcm card with every non-ideality switched off; each test switches on what it checks.
-QUIET = {
-    "dac_bits": None,
-    "adc_bits": None,
-    "dac_input_scaling": "none",
-    "output_noise_std": 0.0,
-    "programming_law": "none",
-    "drift_law": "none",
-    "read_noise_law": "none",
-    "drift_compensation_method": "none",
-}
-
-
-def quiet_chip(**overrides: object) -> asim.Chip:
-    return asim.load_chip("pcm", **{**QUIET, **overrides})
 
 
 def seeded(module: nn.Module, seed: int) -> nn.Module:
