@@ -111,14 +111,14 @@ def _warn_aihwkit_digital(model: nn.Module) -> None:
     modules the native backend would put on tiles that it leaves digital (attention,
     recurrent layers, GPT-2's Conv1D)."""
     layer_types = tuple(ANALOG_LAYERS)
-    left = [f"  {name!r} ({type(module).__name__}): the aihwkit backend converts nn.Linear "
-            "and nn.Conv layers only; use backend='native'"
-            for name, module in model.named_modules()
+    left = [(name, type(module).__name__) for name, module in model.named_modules()
             if convertible(module) is not None and not isinstance(module, layer_types)]
     if left:
+        lines = [f"  {name!r} ({kind}): the aihwkit backend converts nn.Linear and nn.Conv "
+                 "layers only; use backend='native'" for name, kind in left]
         warnings.warn(DigitalRemainderWarning(
             f"convert left {len(left)} module(s) that multiply by weight matrices digital:\n"
-            + "\n".join(left), tuple(line.split("'")[1] for line in left)), stacklevel=3)
+            + "\n".join(lines), tuple(name for name, _ in left)), stacklevel=3)
 
 
 def convert(
