@@ -72,10 +72,12 @@ def native_device_samples(
     cond = chip.conductance
     w_normalised = ((g_target - cond.g_min_uS) / (cond.g_max_uS - cond.g_min_uS)).reshape(1, -1)
     devices = device_model.program_devices(
-        chip, w_normalised, [make_generator(seed, Purpose.PROGRAM, 0, 0)])
-    samples = {"programmed": devices.g_programmed[0, 0, 0]}
-    if devices.drift_exponents is not None:
-        samples["drift_exponents"] = devices.drift_exponents[0, 0, 0]
+        chip, w_normalised, [make_generator(seed, Purpose.PROGRAM, 0, 0)],
+        device_model.exponent_seeds(seed, 0, [0]))
+    samples = {"programmed": devices.g_programmed[0, 0, 0].float()}
+    if devices.exponent_seeds is not None:
+        samples["drift_exponents"] = device_model.drift_exponents(
+            chip, devices.g_target, devices.exponent_seeds)[0, 0, 0]
     for t in times_s:
         aged = device_model.age_devices(
             chip, devices, t, [make_generator(seed, Purpose.DRIFT, 0, 0, time_key(t))])

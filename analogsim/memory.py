@@ -9,9 +9,9 @@ the card codes weights; D devices per cell: 2 for a differential pair, 1 single)
   (≈ 2 bytes per weight), and when programming is exact (no programming error, no stuck
   devices) the conductances every instance shares (D·C [4] for a pair; a single device shares
   the targets' storage);
-- per instance: the conductances ``g_programmed`` (D·C [4], unless shared), the drift
-  exponents (D·C [2], PCM drift; [4] when float16 cannot hold them,
-  :func:`~analogsim.tiles.device_model.exponent_dtype`), the stuck-device map (D·C [1], when the
+- per instance: the conductances ``g_programmed`` (D·C [2] where the card's programming error
+  dwarfs float16's rounding, else [4], :func:`~analogsim.tiles.device_model.conductance_dtype`;
+  none when shared), the stuck-device map (D·C [1], when the
   card has faults), the weights the MVM sees ``w_effective`` (W [4]) and their
   conductance-square weights ``q_effective`` (W [4], multiplicative per-read noise); and the
   caches a drift and a forward build: 1/f read noise's Q_s (D·C [4], PCM read noise, kept only
@@ -20,8 +20,9 @@ the card codes weights; D devices per cell: 2 for a differential pair, 1 single)
   matrix (W [4]) and, where the tile multiplies int8 digit planes, those planes (W [3], rows
   of tiles ≥ 512).
 
-Plus O(out) per tile (scales, compensation factors), left out. ``docs/memory.md`` compares this
-with the buffers and the peak of program + drift, measured per card
+Plus O(out) per tile (scales, compensation factors), left out. PCM drift exponents are not
+kept: every drift redraws them from their streams, a temporary of one block.
+``docs/memory.md`` compares this with the buffers and the peak of program + drift, measured per card
 (``benchmarks/memory_per_weight.py``); programming and aging work one layer, and one block of
 instances, at a time, so the peak stays within one layer's working set of the final state.
 
@@ -44,7 +45,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoise, PcmPowerLawDrift
+from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoise
 from analogsim.conversion import analog_layers
 from analogsim.errors import ResourceError, UsageError
 from analogsim.tiles import device_model, integer_mvm
@@ -133,11 +134,9 @@ def layer_state_bytes(chip: Chip, weights: int, plane_weights: int = 0) -> tuple
     fixed = FLOAT_BYTES * cells + (2 * weights if coded else 0)  # packed targets, side info
     per_conductance = 0
     if not shared:
-        per_conductance += FLOAT_BYTES  # g_programmed
+        per_conductance += device_model.conductance_dtype(chip).itemsize  # g_programmed
     elif devices == 2:
         fixed += FLOAT_BYTES * conductances  # g_programmed of every instance: the targets
-    if isinstance(chip.drift, PcmPowerLawDrift):
-        per_conductance += device_model.exponent_dtype(chip).itemsize  # drift exponents
     if faults:
         per_conductance += 1  # uint8 stuck-device map
     if (isinstance(chip.read_noise, PcmOneOverFReadNoise)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from analogsim.allocator import release_free_memory
 from analogsim.backends.base import BackendModel
 from analogsim.conversion import analog_layers
 from analogsim.errors import ConversionError, StateError, UsageError
@@ -79,6 +80,7 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1,
     for layer in layers:
         layer.tile.program(layer.weight_matrix(), seed, ids,
                            reference if layer.tile.chip.coding.scope == "global" else None)
+        release_free_memory(layer.weight.numel() * len(ids))
     log.info(
         "programmed %d analog layers on %d chip instances (seed %d)", len(layers), len(ids), seed
     )
@@ -124,6 +126,7 @@ def drift(model: nn.Module, t_seconds: float) -> nn.Module:
         if not layer.tile.is_programmed:
             raise StateError("drift() needs a programmed model: call analogsim.program first")
         layer.tile.drift(float(t_seconds))
+        release_free_memory(layer.weight.numel() * layer.tile.instances)
     return model
 
 

@@ -30,6 +30,7 @@ class Purpose(enum.IntEnum):
     TRAINING = 4
     ACTIVATION_NOISE = 5
     CALIBRATION = 6
+    DRIFT_EXPONENTS = 7
 
 
 @functools.lru_cache(maxsize=65536)

@@ -14,8 +14,8 @@ Measures, for each card of ``devices/`` (issue 18, real-size models):
   64 KiB on its own and unmaps it when freed, so the resident set (``VmRSS``) is the live
   tensors and its high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``) is their
   peak. torch's CPU tensors are invisible to ``tracemalloc``; ``ru_maxrss`` cannot be reset;
-- what storing PCM drift exponents in float16 changes: the drifted weights against float32
-  exponents (same seed, same draws), and the accuracy of two digits MLPs over 20 chips.
+- what storing programmed conductances in float16 changes: the drifted weights against float32
+  storage (same seed, same draws), and the accuracy of two digits MLPs over 20 chips.
 
 Writes ``benchmarks/results/memory_per_weight.json`` and renders ``docs/memory.md`` from it;
 every number on the page comes from the JSON. A ``--baseline FILE`` (this script run with
@@ -53,7 +53,7 @@ TIMES_S = {"1 h": 3600.0, "1 day": 86400.0, "1 year": YEAR_S}
 SIDE = 1024  # the per-weight layer: Linear(SIDE, SIDE)
 STACK = (5, 2048)  # the peak model: STACK[0] × Linear(STACK[1], STACK[1])
 MMAP_THRESHOLD = 65536  # bytes; MALLOC_MMAP_THRESHOLD_ of the peak processes
-PRECISION_LAYER = (512, 512)  # in, out of the layer the exponent precision is measured on
+PRECISION_LAYER = (512, 512)  # in, out of the layer the storage precision is measured on
 PRECISION_INSTANCES = 8
 ACCURACY_CHIPS = 20  # chip instances of each digits MLP
 
@@ -165,32 +165,36 @@ def peak_in_subprocess(card: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def _drifted_weights(chip: Any, exponents: torch.dtype, t_s: float) -> torch.Tensor:
+def _drifted_weights(chip: Any, storage: torch.dtype, t_s: float) -> torch.Tensor:
     """w_effective (K, out, rows) of one PRECISION_LAYER on PRECISION_INSTANCES instances,
-    drifted to ``t_s``, with the drift exponents stored as ``exponents``."""
+    drifted to ``t_s`` (0: as programmed), with the programmed conductances stored as
+    ``storage``."""
     import analogsim as asim
     from analogsim.tiles import device_model
 
     torch.manual_seed(1)
     model = asim.convert(nn.Sequential(nn.Linear(*PRECISION_LAYER)), chip).eval()
-    with mock.patch.object(device_model, "EXPONENT_STORAGE", exponents):
+    with mock.patch.object(device_model, "CONDUCTANCE_STORAGE", storage):
         asim.program(model, seed=0, instances=PRECISION_INSTANCES)
-    asim.drift(model, t_s)
+    assert model[0].tile.g_programmed.dtype == storage
+    if t_s > 0:
+        asim.drift(model, t_s)
     return model[0].tile.w_effective
 
 
-def exponent_precision() -> dict[str, Any]:
-    """float16 against float32 drift exponents on the pcm card: weights, and accuracy."""
+def conductance_precision() -> dict[str, Any]:
+    """float16 against float32 programmed conductances on the pcm card: weights, accuracy."""
     import analogsim as asim
     from analogsim.conversion import analog_layers
     from analogsim.physics import pcm, programming
     from analogsim.tiles import device_model
     from analogsim.train.reference import trained_digits_mlp
 
+    times = {"programmed": 0.0, **TIMES_S}
     weights = {}
     for label, chip in (("pcm", asim.load_chip("pcm")),
                         ("pcm, no read noise", asim.load_chip("pcm", read_noise_law="none"))):
-        for time, t_s in TIMES_S.items():
+        for time, t_s in times.items():
             half, single = (_drifted_weights(chip, dtype, t_s)
                             for dtype in (torch.float16, torch.float32))
             delta = (half - single).double()
@@ -203,9 +207,9 @@ def exponent_precision() -> dict[str, Any]:
         rows = {}
         for dtype in (torch.float32, torch.float16):
             model = asim.convert(digital, "pcm").eval()
-            with mock.patch.object(device_model, "EXPONENT_STORAGE", dtype):
+            with mock.patch.object(device_model, "CONDUCTANCE_STORAGE", dtype):
                 asim.program(model, seed=0, instances=ACCURACY_CHIPS)
-            assert all(layer.tile.drift_exponents.dtype == dtype
+            assert all(layer.tile.g_programmed.dtype == dtype
                        for _, layer in analog_layers(model))
             for time, t_s in TIMES_S.items():
                 asim.drift(model, t_s)
@@ -218,15 +222,17 @@ def exponent_precision() -> dict[str, Any]:
             "chips_differing": int((a != b).sum()), "chips": len(a),
             "samples": len(data.y_test)} for time, (a, b) in rows.items()}
     chip = asim.load_chip("pcm")
-    read, law = chip.read_noise, chip.programming
+    read, law, g_max = chip.read_noise, chip.programming, chip.conductance.g_max_uS
     factor = pcm.read_noise_time_factor(3600.0, read.t0_s, read.t_read_s)
-    idle = programming.polynomial_programming_std(torch.zeros(1), law.coefficients_uS,
-                                                  chip.conductance.g_max_uS,
+    idle = programming.polynomial_programming_std(torch.zeros(1), law.coefficients_uS, g_max,
                                                   law.reference_g_max_uS) * law.scale
+    spacing = 2.0 ** (math.floor(math.log2(2 * g_max)) - 10)
     return {"weights": weights, "accuracy": accuracy,
             "layer": f"Linear{PRECISION_LAYER}", "instances": PRECISION_INSTANCES,
-            "bound_relative": math.exp(-1) * 2.0**-11,
-            "storage_max": device_model.EXPONENT_STORAGE_MAX,
+            "bound_relative": 2.0**-11, "pcm_g_max_uS": g_max, "pcm_spacing_uS": spacing,
+            "rounding_fraction": device_model.CONDUCTANCE_ROUNDING_FRACTION,
+            "dtypes": {card: str(device_model.conductance_dtype(asim.load_chip(card)))
+                       .removeprefix("torch.") for card in asim.list_chips()},
             "pcm_read_noise_min_relative_1h": read.q_coefficient * factor * read.scale,
             "pcm_idle_programming_std_uS": float(idle),
             "read_noise_cache_devices": device_model.READ_NOISE_CACHE_DEVICES,
@@ -246,7 +252,7 @@ def measure(precision: bool, names: list[str] | None = None) -> dict[str, Any]:
                "stack": f"{STACK[0]} × Linear({STACK[1]}, {STACK[1]})",
                "mmap_threshold": MMAP_THRESHOLD, "cards": cards}
     if precision:
-        results["exponents"] = exponent_precision()
+        results["conductances"] = conductance_precision()
     return results
 
 
@@ -271,7 +277,7 @@ def _ratios(p: dict[str, Any]) -> list[str]:
 def render(results: dict[str, Any]) -> str:
     """docs/memory.md from the results JSON."""
     cards, before = results["cards"], results.get("before", {}).get("cards", {})
-    exponents = results["exponents"]
+    precision = results["conductances"]
     lines = [
         "# Memory",
         "",
@@ -285,7 +291,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "- [Bytes per weight](#bytes-per-weight)",
         "- [Peak of program and drift](#peak-of-program-and-drift)",
-        "- [Drift exponents in float16](#drift-exponents-in-float16)",
+        "- [Conductances in float16](#conductances-in-float16)",
         "",
         "## Bytes per weight",
         "",
@@ -324,16 +330,21 @@ def render(results: dict[str, Any]) -> str:
         "- A card without programming error or stuck devices (ideal) shares the targets as "
         "every instance's conductances instead of copying them per instance.",
         "- 1/f read noise's Q_s is kept between drifts only for layers of at most "
-        f"{exponents['read_noise_cache_devices']:,} devices per instance; a larger layer "
+        f"{precision['read_noise_cache_devices']:,} devices per instance; a larger layer "
         "recomputes it at every drift (the same values; one power per device).",
-        "- The drift exponents are float16: the one change of numbers, see "
-        "[below](#drift-exponents-in-float16).",
+        "- PCM drift exponents are not kept: each instance draws them from a stream of its own "
+        "(seed, layer, instance), so every drift redraws the same exponents from the targets, "
+        "in float32, one block at a time. The stream is new (they used to follow the "
+        "programming error in the programming stream), so pcm results moved to other draws "
+        "of the same distributions.",
+        "- The programmed conductances are float16 where the card's programming error dwarfs "
+        "float16's rounding: the one rounding, see [below](#conductances-in-float16).",
         "- The estimate counted the conductance-square weights' forward plan, which is a view; "
         "it now counts what the tiles hold.",
         "",
         "The programmed conductances keep both devices of a pair: programming error, drift and "
         "read noise act on the idle device too (pcm: σ_prog(g_min) = "
-        f"{exponents['pcm_idle_programming_std_uS']:.3g} µS, clamped at 0, so half the idle "
+        f"{precision['pcm_idle_programming_std_uS']:.3g} µS, clamped at 0, so half the idle "
         "devices sit above g_min), so neither is derivable from the other.",
         "",
         "## Peak of program and drift",
@@ -359,7 +370,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"({', '.join(f'{w:,}' for w in sorted(weights))} weights.) Programming and aging run "
         "one layer at a time and, inside a layer, on blocks of instances of at most "
-        f"{exponents['block_devices']:,} devices (one instance of a larger layer), with the "
+        f"{precision['block_devices']:,} devices (one instance of a larger layer), with the "
         "physics evaluated in place on its draws; so what they add to the final state is one "
         "layer's working set (for one instance of it: its aged conductances, new weights and "
         "a few temporaries), freed before the next layer. Nothing is gathered over the model, "
@@ -370,46 +381,60 @@ def render(results: dict[str, Any]) -> str:
         "live tensors and its high-water mark their peak (torch's CPU tensors are invisible to "
         "`tracemalloc`).",
     ]
-    return "\n".join(lines + _precision_section(exponents)) + "\n"
+    return "\n".join(lines + _precision_section(precision)) + "\n"
 
 
-def _precision_section(exponents: dict[str, Any]) -> list[str]:
+def _precision_section(precision: dict[str, Any]) -> list[str]:
+    spacing, g_max = precision["pcm_spacing_uS"], precision["pcm_g_max_uS"]
+    rounding = spacing / math.sqrt(12)
+    idle = precision["pcm_idle_programming_std_uS"]
     lines = [
         "",
-        "## Drift exponents in float16",
+        "## Conductances in float16",
         "",
-        "float16 rounds a PCM drift exponent ν to 2⁻¹¹ of itself. The drifted conductance "
-        "g·exp(−ν ln(t/t0)) then moves by at most g·max_x(x e⁻ˣ)·2⁻¹¹ = "
-        f"{exponents['bound_relative']:.3g}·g at any time, while the 1/f read noise of the pcm "
-        f"card is at least {100 * exponents['pcm_read_noise_min_relative_1h']:.1f} % of g at "
-        f"1 h. Measured: a {exponents['layer']} on {exponents['instances']} instances, "
-        "programmed with the same seed once with float16 and once with float32 exponents, "
-        "drifted; the change of the weights the MVM sees, in units of max|W|:",
+        "float16 keeps 11 significant bits: a conductance g is rounded by at most "
+        f"{precision['bound_relative']:.3g}·g, and below 2·g_max = {2 * g_max:g} µS (pcm) by "
+        f"at most half a spacing of {spacing:g} µS, an error of std {rounding:.2g} µS "
+        "(uniform). It adds to the programming error's variance; a card keeps its programmed "
+        "conductances in float16 when that std is at most "
+        f"{100 * precision['rounding_fraction']:g} % of the smallest programming-error std "
+        "over its target range (`analogsim.tiles.device_model.conductance_dtype`: then the "
+        "rounding adds at most "
+        f"{100 * precision['rounding_fraction']**2:.2g} % to any device's error variance), "
+        f"else in float32. On pcm the smallest is σ_prog(g_min) = {idle:.3g} µS, so the "
+        f"rounding is {100 * rounding / idle:.1f} % of it. Aging, read noise and the weights "
+        "the MVM sees are computed in float32 from the stored values. Per card:",
+        "",
+        "| card | stored as |",
+        "|---|---|",
+        *[f"| {card} | {dtype} |" for card, dtype in precision["dtypes"].items()],
+        "",
+        f"Measured: a {precision['layer']} on {precision['instances']} instances, programmed "
+        "with the same seed once with float16 and once with float32 storage, drifted; the "
+        "change of the weights the MVM sees, in units of max|W|:",
         "",
         "| card @ time | max \\|Δw\\| | rms Δw |",
         "|---|---|---|",
     ]
-    for label, w in exponents["weights"].items():
+    for label, w in precision["weights"].items():
         lines.append(f"| {label} | {w['max']:.2g} | {w['rms']:.2g} |")
-    chips = {a["chips"] for times in exponents["accuracy"].values() for a in times.values()}
+    chips = {a["chips"] for times in precision["accuracy"].values() for a in times.values()}
     lines += ["", f"The digits MLPs on pcm, {', '.join(map(str, sorted(chips)))} chips, "
-              "accuracy (%) with float32 and float16 exponents:", "",
+              "accuracy (%) with float32 and float16 conductances:", "",
               "| model | time | float32 | float16 | std over chips | largest change of a chip "
               "| chips changed |", "|---|---|---|---|---|---|---|"]
-    for model, times in exponents["accuracy"].items():
+    for model, times in precision["accuracy"].items():
         for time, a in times.items():
             lines.append(
                 f"| {model} | {time} | {100 * a['float32']:.2f} | {100 * a['float16']:.2f} | "
                 f"{100 * a['std_over_chips']:.2f} | {100 * a['max_difference']:.2f} "
                 f"({round(a['max_difference'] * a['samples'])} of {a['samples']} samples) | "
                 f"{a['chips_differing']} of {a['chips']} |")
-    lines += ["", "So the exponents stay float16, half the bytes of float32: their effect is two "
-              "orders of magnitude below the read noise, and on accuracy within a sample of a "
-              "chip. A card whose exponents could pass float16's largest value "
-              f"({exponents['storage_max']:.0f}, a drift scale of about 10⁵) keeps float32. "
-              "Results of pcm drifts therefore differ from those before issue 18 in these last "
-              "bits; everything else programs and drifts bit for bit as before "
-              "(`tests/test_programmed_memory.py`)."]
+    lines += ["", "So the conductances of such cards are float16, half the bytes of float32: "
+              "the rounding is far below the programming error it rides on, and its effect on "
+              "accuracy is the table's. A card with a small programming error somewhere in its "
+              "range (rram), none (ideal) or g_max beyond float16 keeps float32. A chip's "
+              "measured conductances loaded as its programmed state are stored the same way."]
     return lines
 
 
@@ -421,7 +446,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="the results JSON")
     parser.add_argument("--baseline", type=Path, help="results of other code: 'before'")
     parser.add_argument("--no-precision", action="store_true",
-                        help="skip the float16 exponent measurements (for a baseline)")
+                        help="skip the float16 storage measurements (for a baseline)")
     parser.add_argument("--cards", nargs="+", help="only these cards (a partial run)")
     parser.add_argument("--peak", help=argparse.SUPPRESS)  # one card, in a child process
     args = parser.parse_args()

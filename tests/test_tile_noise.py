@@ -25,6 +25,7 @@ from torch import nn
 import analogsim as asim
 from analogsim.conversion import analog_layers
 from analogsim.seeding import make_generator
+from analogsim.tiles.programmed import drift_exponents_of
 
 SE_BOUND = 5.0
 G_MAX = 25.0  # µS, the pcm card
@@ -82,7 +83,8 @@ def test_programmed_pcm_tile_statistics() -> None:
     weight = digital.weight.detach()
     active = torch.where(weight > 0, tile.g_programmed[0, 0], tile.g_programmed[0, 1])
     idle = torch.where(weight > 0, tile.g_programmed[0, 1], tile.g_programmed[0, 0])
-    nu = torch.where(weight > 0, tile.drift_exponents[0, 0], tile.drift_exponents[0, 1])
+    exponents = drift_exponents_of(tile)
+    nu = torch.where(weight > 0, exponents[0, 0], exponents[0, 1])
     for level in LEVELS:
         g_target = level * G_MAX
         chosen = weight.abs() == level
@@ -111,7 +113,7 @@ def test_drift_and_read_noise_through_the_tile() -> None:
     analog = asim.program(asim.convert(digital, no_read).eval(), seed=10)
     asim.drift(analog, 3600.0)
     tile = the_layer(analog).tile
-    g, nu = tile.g_programmed[0], tile.drift_exponents[0].float()  # stored as float16
+    g, nu = tile.g_programmed[0], drift_exponents_of(tile)[0]
     want = (g[0] * (3620.0 / 20.0) ** -nu[0] - g[1] * (3620.0 / 20.0) ** -nu[1]) / G_MAX
     torch.testing.assert_close(tile.w_effective[0], want, rtol=1e-6, atol=1e-7)
 
@@ -446,7 +448,7 @@ def test_global_drift_compensation_restores_output_magnitude() -> None:
     # mean exponent ν̄ (the read noise, output noise and ADC spread the measured ratio a little).
     ratio_u = mean_abs_output(uncompensated, digital, x) / start
     t_ratio = (t_day + 20.0) / 20.0
-    g, nu = tile_u.g_programmed[0], tile_u.drift_exponents[0].float()  # stored as float16
+    g, nu = tile_u.g_programmed[0].float(), drift_exponents_of(tile_u)[0]
     w0 = (g[0] - g[1]) / G_MAX
     wt = (g[0] * t_ratio ** -nu[0] - g[1] * t_ratio ** -nu[1]) / G_MAX
     exact = ((x @ wt.T).abs().mean() / (x @ w0.T).abs().mean()).item()
@@ -491,8 +493,9 @@ def test_instance_k_of_k_equals_lone_instance(layer_name: str, k: int, count: in
     together = programmed(factory, chip, 7, count)
     alone = programmed(factory, chip, 7, [k])
     tile_t, tile_a = the_layer(together).tile, the_layer(alone).tile
-    for name in ("g_programmed", "drift_exponents", "w_effective", "compensation_factor"):
+    for name in ("g_programmed", "w_effective", "compensation_factor"):
         assert torch.equal(getattr(tile_t, name)[k], getattr(tile_a, name)[0]), name
+    assert torch.equal(drift_exponents_of(tile_t)[k], drift_exponents_of(tile_a)[0])
     x = torch.randn((5, *input_shape), generator=make_generator(304))
     with torch.no_grad(), asim.instances_folded(together):
         y_t = together(x.repeat(count, *[1] * len(input_shape)))

@@ -100,13 +100,14 @@ class SimulatedChip:
             generators = [make_generator(self.seed, Purpose.PROGRAM, layer.layer_index, k)
                           for k in range(self.instances)]
             self._programmed[name] = (layer.layer_index, device_model.program_targets(
-                self.chip, layer.g_target.float(), generators))
+                self.chip, layer.g_target.float(), generators, device_model.exponent_seeds(
+                    self.seed, layer.layer_index, range(self.instances))))
 
     def read(self, t_seconds: float) -> dict[str, torch.Tensor]:
         reads = {}
         for name, (index, devices) in self._programmed.items():
             if t_seconds == 0:
-                reads[name] = devices.g_programmed
+                reads[name] = devices.g_programmed.float()
                 continue
             generators = [make_generator(self.seed, Purpose.DRIFT, index, k, time_key(t_seconds))
                           for k in range(self.instances)]

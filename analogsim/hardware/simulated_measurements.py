@@ -12,7 +12,7 @@ import torch
 from analogsim.cards import Chip, load_chip
 from analogsim.hardware.measurements import Measurements
 from analogsim.seeding import Purpose, make_generator, time_key
-from analogsim.tiles.device_model import age_devices, program_devices
+from analogsim.tiles.device_model import age_devices, exponent_seeds, program_devices
 
 
 def simulate_measurements(card: str | Path | Chip, *, devices: int,
@@ -49,7 +49,8 @@ def simulate_measurements(card: str | Path | Chip, *, devices: int,
     fraction = (np.asarray(targets_uS, dtype=np.float64) - cond.g_min_uS) / span
     w = fraction if cond.pair == "differential" else 2 * fraction - 1  # device 0 holds g_T
     programmed = program_devices(chip, torch.tensor(w, dtype=torch.float32)[None, :],
-                                 [make_generator(seed, Purpose.PROGRAM, 0)])
+                                 [make_generator(seed, Purpose.PROGRAM, 0)],
+                                 exponent_seeds(seed, 0, [0]))
 
     def read(t: float, repeat: int) -> np.ndarray:
         generator = make_generator(seed, Purpose.DRIFT, time_key(t), repeat)

@@ -9,10 +9,12 @@ the checks on conductances a user hands in; the tile keeps the state itself as b
 
 What a programmed tile keeps per weight (``docs/memory.md`` has it measured per card; the
 formula is :func:`analogsim.memory.layer_state_bytes`): the targets once, packed to one float32
-per weight (:func:`pack_targets`); per instance the conductances (float32 per device; a view of
-the targets when programming is exact), the drift exponents (float16 per device, PCM), the
-stuck-device map (uint8 per device, with faults), the weights the MVM sees (float32) and,
-with multiplicative per-read noise, their conductance-square weights (float32).
+per weight (:func:`pack_targets`); per instance the conductances (float16 or float32 per
+device, :func:`device_model.conductance_dtype`; a view of the targets when programming is
+exact), the stuck-device map (uint8 per device, with faults), the weights the MVM sees (float32)
+and, with multiplicative per-read noise, their conductance-square weights (float32). PCM drift
+exponents are redrawn at every drift from their streams (``drift_exponents`` holds them only
+in a state saved when tiles stored them).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def effective_weights(chip: Chip, layout: TileLayout, g: torch.Tensor,
                       compensation_reference: torch.Tensor) -> EffectiveWeights:
     """Read conductances g (K, D, out, rows) µS (a coded tile's cells: (K, D, 1, N)) out.
 
+    With weight slicing the weights are (K, out·m, rows), the slices; a coded tile decodes
+    each slice from its cells (:func:`coding.encode_slices`).
+
     Drift compensation of a coded tile rescales the cells' reads (before the decoding, which
     is not linear) by one factor per instance: mean |x̂| when programmed over mean |x̂| now,
     measured exactly; the first read sets the reference.
@@ -99,7 +104,10 @@ def effective_weights(chip: Chip, layout: TileLayout, g: torch.Tensor,
         x_hat = x_hat * (compensation_reference / level)
     w_hat = coding.decode(coded, coding.average_reads(coded, x_hat),
                           chip.coding.clamp_magnitude)
-    return EffectiveWeights(w_hat / layout.expand_rows(weight_scale), None, new_reference)
+    scale = layout.expand_rows(weight_scale)
+    if w_hat.shape[-2] != layout.out_features:  # coded weight slices, rows o·m + j
+        scale = scale.repeat_interleave(w_hat.shape[-2] // layout.out_features, dim=-2)
+    return EffectiveWeights(w_hat / scale, None, new_reference)
 
 
 def check_finite(tensor: torch.Tensor, what: str) -> None:
@@ -216,12 +224,16 @@ def target_shape(chip: Chip, packed: torch.Tensor) -> tuple[int, ...]:
 
 def stored_devices(tile: torch.nn.Module) -> device_model.ProgrammedDevices:
     """The programmed devices a tile's buffers hold, to age them; the targets are unpacked
-    only when the card's drift reads them (:func:`device_model.drift_reads_targets`)."""
+    only when the card's drift reads them (:func:`device_model.drift_reads_targets`). PCM
+    drift exponents come from their streams' seeds, or from ``drift_exponents`` in a state
+    saved when tiles stored them."""
     targets = (unpack_targets(tile.chip, tile.g_target_packed)
                if device_model.drift_reads_targets(tile.chip) else torch.empty(0))
-    return device_model.ProgrammedDevices(targets, tile.g_programmed,
-                                          or_none(tile.drift_exponents), or_none(tile.faults),
-                                          tile.read_noise_q)
+    seeds = device_model.exponent_seeds(int(tile.program_seed), tile.layer_index,
+                                        tile.instance_ids.tolist())
+    return device_model.ProgrammedDevices(targets, tile.g_programmed, or_none(tile.faults),
+                                          seeds, tile.read_noise_q,
+                                          or_none(tile.drift_exponents))
 
 
 def upgrade_saved_state(state_dict: dict[str, Any], prefix: str) -> None:
@@ -247,3 +259,15 @@ def or_empty(tensor: torch.Tensor | None) -> torch.Tensor:
 def or_none(tensor: torch.Tensor) -> torch.Tensor | None:
     """A buffer read back: None for an empty tensor."""
     return tensor if tensor.numel() else None
+
+
+def drift_exponents_of(tile: torch.nn.Module) -> torch.Tensor | None:
+    """The PCM drift exponents ν (K, D, out, rows), float32, of a programmed tile: those of a
+    state saved when tiles stored them, else redrawn from their streams, as :meth:`drift`
+    does; None for a card without PCM drift."""
+    devices = stored_devices(tile)
+    if devices.drift_exponents is not None:
+        return devices.drift_exponents.float()
+    if devices.exponent_seeds is None:
+        return None
+    return device_model.drift_exponents(tile.chip, devices.g_target, devices.exponent_seeds)

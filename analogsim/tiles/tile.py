@@ -97,6 +97,15 @@ def default_input_range(state_dict: dict[str, Any], prefix: str) -> None:
         state_dict.setdefault(prefix + "input_range", torch.empty(0))
 
 
+def tile_compensation_readout(tile: AnalogTile, t_inference: float) -> torch.Tensor:
+    """The drift-compensation read-out of a programmed tile at ``t_inference`` s: (K, chunks,
+    out), from the read-out streams of (seed, layer, instance, t)."""
+    generators = tile.streams.seeded(int(tile.program_seed), Purpose.READOUT, tile.layer_index,
+                                     tile.instance_ids.tolist(), time_key(t_inference))
+    return compensation_readout(tile.chip, tile.layout, tile.stage.converters, tile.stage.noise,
+                                tile.w_effective, or_none(tile.q_effective), generators)
+
+
 class AnalogTile(nn.Module):
     """The analog state and MVM of one layer.
 
@@ -181,7 +190,7 @@ class AnalogTile(nn.Module):
         generators = self.streams.seeded(seed, Purpose.PROGRAM, self.layer_index, instance_ids)
         if self.coded:
             coded = coding.encode_tile(weight, self.chip.coding, self.layout.expand_rows(
-                scale).expand_as(weight), coding_reference)
+                scale).expand_as(weight), coding_reference, self.stage.slices)
             self.coding_sign = or_empty(coded.sign)
             self.coding_large, self.coding_lower = coded.large, coded.lower
             self.coding_upper = coded.upper
@@ -189,12 +198,14 @@ class AnalogTile(nn.Module):
         else:
             cells = sliced_weights(self.stage.slices,  # (out·m, rows) with weight slices
                                    weight.detach().float() / self.layout.expand_rows(scale))
-        devices = device_model.program_devices(self.chip, cells, generators)
+        devices = device_model.program_devices(self.chip, cells, generators,
+                                               device_model.exponent_seeds(
+                                                   seed, self.layer_index, instance_ids))
         self.instance_ids = torch.tensor(instance_ids, dtype=torch.int64)
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
         self.weight_scale = scale
         self.g_target_packed = pack_targets(self.chip, devices.g_target)
-        self.drift_exponents = or_empty(devices.drift_exponents)
+        self.drift_exponents = torch.empty(0)  # redrawn at every drift
         self.faults = or_empty(devices.faults)
         self.read(devices.g_programmed, 0.0, programmed=True)
         self.reseed_forward_noise(seed)
@@ -230,7 +241,7 @@ class AnalogTile(nn.Module):
         if not self.is_programmed:
             raise StateError("load_measured() needs a programmed tile (its targets and scales)")
         check_measured(g, self.chip, self.instances, self.g_target_packed, self.layer_index)
-        self.read(g.to(self.g_programmed.dtype), t_inference, programmed=programmed)
+        self.read(g, t_inference, programmed=programmed)
 
     def read(self, g: torch.Tensor, t_inference: float, *, programmed: bool) -> None:
         """Use conductances g (K, D, out, rows) µS read ``t_inference`` s after programming:
@@ -238,44 +249,36 @@ class AnalogTile(nn.Module):
         ``programmed`` read becomes the programmed state and the compensation reference."""
         compensated = self.chip.drift_compensation.method != "none" and not self.coded
         if programmed:
-            self.g_programmed = g
+            self.g_programmed = g.to(device_model.conductance_dtype(self.chip))
             self.read_noise_q = None
             self.compensation_reference = torch.empty(0)
         self.plan = None
         coded = self.stored_coding() if self.coded else None
         effective = effective_weights(self.chip, self.layout, wires.conductances_seen(
-            self.chip, self.layout, g), coded, self.weight_scale, self.compensation_reference)
+            self.chip, self.layout, g.float(), coded), coded, self.weight_scale,
+            self.compensation_reference)
         self.w_effective, self.q_effective = effective.w, or_empty(effective.q)
         if effective.compensation_reference is not None:
             self.compensation_reference = effective.compensation_reference
         self.t_inference = torch.tensor(float(t_inference), dtype=torch.float64)
         if programmed:
             if compensated:
-                self.compensation_reference = self.compensation_readout(0.0)
+                self.compensation_reference = tile_compensation_readout(self, 0.0)
             self.compensation_factor = torch.ones(self.instances, len(self.layout.row_chunks),
                                                   self.out_features)
         elif compensated:
             self.compensation_factor = periphery.drift_compensation_factor(
-                self.compensation_reference, self.compensation_readout(t_inference))
-
-    def compensation_readout(self, t_inference: float) -> torch.Tensor:
-        """The drift-compensation read-out at ``t_inference`` s: (K, chunks, out)."""
-        generators = self.streams.seeded(int(self.program_seed), Purpose.READOUT,
-                                         self.layer_index, self.instance_ids.tolist(),
-                                         time_key(t_inference))
-        return compensation_readout(self.chip, self.layout, self.stage.converters,
-                                    self.stage.noise, self.w_effective,
-                                    or_none(self.q_effective), generators)
+                self.compensation_reference, tile_compensation_readout(self, t_inference))
 
     def coding_cost(self) -> coding.CodingCost:
         """Weights, cells and side-information bits this layer's programmed coding uses."""
         if not self.is_programmed:
             raise StateError("coding_cost() needs a programmed tile")
-        devices = devices_per_weight(self.chip) * weight_slice_count(self.chip)
+        devices, slices = devices_per_weight(self.chip), weight_slice_count(self.chip)
         if not self.coded:
-            return coding.uncoded_cost(self.out_features * self.rows, devices)
+            return coding.uncoded_cost(self.out_features * self.rows, devices * slices)
         return coding.coding_cost(self.stored_coding(), self.chip.coding,
-                                  self.g_target_packed.shape[-1] * devices)
+                                  self.g_target_packed.shape[-1] * devices, slices)
 
     def stored_coding(self) -> coding.CodedWeights:
         """The side information of this programmed coded tile (to decode its reads)."""
