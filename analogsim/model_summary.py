@@ -194,7 +194,7 @@ class LayerRow:
         card: the device card's name.
         devices_per_weight: devices that store one weight: 2 for a differential pair, 1 for a
             single device, times the weight slices (bit slicing) or the mean cells per weight
-            of a programmed coded tile; None
+            of a programmed coded tile (every slice's cells, when both); None
             for a tile with redundancy coding not yet programmed (it depends on the weights).
         mapping: how a weight is stored, in words.
         cost: one input vector through the layer's tiles, priced by the card's ``[cost]``
@@ -225,16 +225,16 @@ def _devices(layer: AnalogLayer) -> tuple[float | None, str]:
     per_cell = 2 if chip.conductance.pair == "differential" else 1
     mapping = "differential pair" if per_cell == 2 else "single device"
     if (slices := weight_slice_count(chip)) > 1:  # weight slicing: one pair per slice
-        return float(per_cell * slices), (f"{slices} differential pairs of "
-                                          f"{chip.slicing.bits_per_weight_slice} bits")
+        mapping = f"{slices} differential pairs of {chip.slicing.bits_per_weight_slice} bits"
     parts = scheme_parts(chip.coding.scheme) if tile.coded else set()
     if parts:
         mapping += f", coding {chip.coding.scheme}"
     if "redundancy" not in parts:
-        return float(per_cell), mapping
+        return float(per_cell * slices), mapping
     if not tile.is_programmed:
-        return None, mapping + f", {chip.coding.r_small}–{chip.coding.r_large} cells per weight"
-    cost = tile.coding_cost()
+        return None, mapping + (f", {chip.coding.r_small}–{chip.coding.r_large} cells per "
+                                + ("slice" if slices > 1 else "weight"))
+    cost = tile.coding_cost()  # with weight slicing, r_avg counts every slice's cells
     return per_cell * cost.r_avg, mapping
 
 

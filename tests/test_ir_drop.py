@@ -153,11 +153,11 @@ def test_a_malformed_wire_resistance_is_refused(value: object, message: str) -> 
         asim.load_chip("pcm", **{"wires.segment_resistance_ohm": value})
 
 
-def test_an_unknown_wires_key_and_coding_with_wires_are_refused() -> None:
+def test_an_unknown_wires_key_is_refused_and_coding_with_wires_loads() -> None:
     with pytest.raises(CardError, match=r"unknown key wires.resistance; \[wires\] accepts"):
         asim.load_chip("pcm", **{"wires.resistance": 1.0})
-    with pytest.raises(CardError, match="needs the default \\[coding\\]"):
-        asim.load_chip("pcm", wires_segment_resistance_ohm=1.0, coding_scheme="sign")
+    chip = asim.load_chip("pcm", wires_segment_resistance_ohm=1.0, coding_scheme="sign")
+    assert wires.has_wires(chip)  # tests/test_coding_composition.py models it
 
 
 def test_a_card_without_wires_has_ideal_wires_and_its_toml_is_unchanged() -> None:

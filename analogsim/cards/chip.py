@@ -184,14 +184,10 @@ def _check_consistency(chip: Chip, source: str) -> None:
             f"{source}: coding.r_large ({coding.r_large}) must be at least coding.r_small "
             f"({coding.r_small})"
         )
-    if chip.wires is not None and chip.wires.segment_resistance_ohm > 0 and coding != Coding():
-        raise CardError(
-            f"{source}: wires.segment_resistance_ohm ({chip.wires.segment_resistance_ohm}) "
-            "needs the default [coding]: coded cells have no place on a crossbar's wires; "
-            "set wires.segment_resistance_ohm = 0 or remove [coding]"
-        )
     if chip.slicing is not None:
         _check_slicing(chip, chip.slicing, source)
+    if chip.cost is not None:
+        _check_cost(chip, chip.cost, source)
     drift = chip.drift
     if (isinstance(drift, PcmPowerLawDrift) and isinstance(chip.read_noise, PcmOneOverFReadNoise)
             and drift.t0_s != chip.read_noise.t0_s):
@@ -238,12 +234,35 @@ def _check_slicing(chip: Chip, slicing: Slicing, source: str) -> None:
         if cond.levels is not None and (cond.levels - 1) % (2**p - 1) else
         "it needs conductance.pair = 'differential' (the pair holds the sign of each slice)"
         if cond.pair != "differential" else
-        f"it needs the default [coding] (scheme {chip.coding.scheme!r}): coding decodes each "
-        "weight from its cells' reads before the MVM, weight slicing adds its slices only "
-        "after their ADCs, where single weights are no longer seen"
-        if chip.coding != Coding() else "")
+        "coding.scope = 'global' is not modelled with weight slicing (each slice is coded as "
+        "a weight, and the model-wide m and T are taken over the weights, not the slices): "
+        "set coding.scope = 'tile' or 'layer'"
+        if chip.coding != Coding() and chip.coding.scope == "global" else "")
     if problem:
         raise CardError(f"{source}: slicing.weight_slices = {m}: {problem}")
+
+
+#: [cost]'s pairs of which a card gives one key: (fixed form, dac.bits form, what they price)
+_COST_PAIRS = (("read_time_s", "read_step_time_s", "the read time"),
+               ("dac_energy_J", "dac_step_energy_J", "the DAC energy"))
+
+
+def _check_cost(chip: Chip, cost: Cost, source: str) -> None:
+    """Refuse a [cost] section that gives both or neither key of a pair, or a dac.bits form
+    on a card with an ideal DAC."""
+    for fixed, stepped, what in _COST_PAIRS:
+        values = {key: getattr(cost, key) for key in (fixed, stepped)}
+        given = {key: value for key, value in values.items() if value is not None}
+        if len(given) != 1:
+            got = ("neither" if not given else
+                   "both (" + ", ".join(f"cost.{k} = {v!r}" for k, v in given.items()) + ")")
+            raise CardError(
+                f"{source}: [cost] gives {what} as cost.{fixed} (fixed) or cost.{stepped} "
+                f"(following dac.bits): give exactly one, got {got}")
+        if stepped in given and chip.dac.bits is None:
+            raise CardError(
+                f"{source}: cost.{stepped} ({given[stepped]!r}) scales with dac.bits, but the "
+                f"card has an ideal DAC (dac.bits absent): give dac.bits or use cost.{fixed}")
 
 
 def chip_to_dict(chip: Chip) -> dict[str, Any]:

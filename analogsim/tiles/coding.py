@@ -17,7 +17,13 @@ schemes are cumulative in S3 and each can be chosen on its own:
 
 Cells are laid out as one row: ``r_small`` copies of every weight, then ``r_large − r_small``
 copies of the large ones; a tile programs that row like any weight row, so every device
-effect (programming noise, drift, read noise, faults, levels) acts on the coded values.
+effect (programming noise, drift, read noise, faults, levels) acts on the coded values. Where
+the cells sit on a crossbar (for IR drop) is :func:`analogsim.tiles.wires.coded_placement`.
+
+With weight slicing (:mod:`.slicing`) every slice of a weight is coded as a weight of its own
+(:func:`encode_slices`): the (out·m, rows) matrix of slice values is what the cells hold, each
+slice is decoded from its own cells' reads, and the MVM converts the decoded slices and adds
+them after their ADCs as without coding. The slices of a weight share its sign bit.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch
 
 from analogsim.cards import Coding
 from analogsim.errors import StateError
+from analogsim.tiles.slicing import Slices
 
 #: S3's large-weight count: 6,998 of the 11,164,352 weights of its ResNet-18.
 PAPER_LARGE_FRACTION = 6998 / 11164352
@@ -102,8 +109,8 @@ class CodedWeights:
         return 2.0 / span if self.sign is not None else 1.0 / self.upper
 
 
-def encode(w: torch.Tensor, coding: Coding, reference: CodingReference | torch.Tensor
-           ) -> CodedWeights:
+def encode(w: torch.Tensor, coding: Coding, reference: CodingReference | torch.Tensor,
+           signs: torch.Tensor | None = None) -> CodedWeights:
     """Code a weight matrix into cells.
 
     Args:
@@ -111,6 +118,9 @@ def encode(w: torch.Tensor, coding: Coding, reference: CodingReference | torch.T
         coding: the card's coding section.
         reference: m and T of the scope; or, for scope ``tile``, the per-weight m as an
             (out, in) tensor (T is then taken over the layer).
+        signs: (out, in) ±1, the sign side information to keep (sign protection only), when
+            it is not that of ``w`` (a weight slice of value 0 keeps its weight's sign);
+            None: the sign of ``w``.
     """
     parts = scheme_parts(coding.scheme)
     w = w.detach().float()
@@ -130,7 +140,7 @@ def encode(w: torch.Tensor, coding: Coding, reference: CodingReference | torch.T
     if "sign" in parts:
         if adaptive and coding.large_range == "above_threshold":
             lower = torch.where(large, t_tensor, lower)
-        sign = torch.where(w < 0, -1.0, 1.0)
+        sign = torch.where(w < 0, -1.0, 1.0) if signs is None else signs.float()
         x = 2 * (magnitude - lower) / (upper - lower) - 1
     else:
         sign = None
@@ -202,20 +212,30 @@ def uncoded_cost(weights: int, devices_per_weight: int) -> CodingCost:
     return CodingCost(weights, weights, weights * devices_per_weight, 0)
 
 
-def coding_cost(coded: CodedWeights, coding: Coding, devices: int) -> CodingCost:
+def coding_cost(coded: CodedWeights, coding: Coding, devices: int, weight_slices: int = 1
+                ) -> CodingCost:
     """The cost of coded weights stored on ``devices`` devices: one side bit per weight for
-    the sign, one for the small/large split (adaptive mapping or redundancy)."""
+    the sign, one for the small/large split (adaptive mapping or redundancy).
+
+    With ``weight_slices`` m > 1 the coded values are the slices (:func:`encode_slices`):
+    the weights are 1/m of them, the sign bit is one per weight (its slices share it), the
+    small/large bit one per slice, and every cell of every slice counts, so ``r_avg`` is m
+    times the mean copies per slice.
+    """
     parts = scheme_parts(coding.scheme)
-    bits_per_weight = ("sign" in parts) + bool(parts & {"adaptive_mapping", "redundancy"})
+    weights = coded.weights // weight_slices
+    sign_bits = weights if "sign" in parts else 0
+    split_bits = coded.weights if parts & {"adaptive_mapping", "redundancy"} else 0
     cells = int(coded.copies.sum())
-    return CodingCost(coded.weights, cells, devices, bits_per_weight * coded.weights)
+    return CodingCost(weights, cells, devices, sign_bits + split_bits)
 
 
 # ------------------------------------------------------------------------ on a tile
 
 
 def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Tensor,
-                reference: CodingReference | None) -> CodedWeights:
+                reference: CodingReference | None, slices: Slices | None = None
+                ) -> CodedWeights:
     """Code one tile's weight matrix (out, rows) into cells for ``coding.scope``.
 
     Args:
@@ -224,7 +244,11 @@ def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Te
         scale_per_weight: (out, rows) max|W| of each weight's tile, m for scope ``tile``.
         reference: m and T of a model-wide scope (``global``); computed from this layer alone
             when None (scope ``layer``).
+        slices: the card's bit slicing; with weight slices the slices are coded
+            (:func:`encode_slices`).
     """
+    if slices is not None and slices.weight_bits is not None:
+        return encode_slices(weight, coding, scale_per_weight, slices)
     if coding.scope == "tile":
         return encode(weight, coding, scale_per_weight)
     if reference is None:
@@ -233,6 +257,33 @@ def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Te
                              "program the model with analogsim.program")
         reference = coding_reference([weight], coding)
     return encode(weight, coding, reference)
+
+
+def encode_slices(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Tensor,
+                  slices: Slices) -> CodedWeights:
+    """Code the weight slices of one tile's weight matrix (out, rows) into cells.
+
+    Each slice value sgn(w)·q_j/(2^p − 1) (:meth:`Slices.weight_cells`) is taken in weight
+    units, times its tile's max|W|, and coded as a weight of the (out·m, rows) slice matrix
+    (slice j of output o in row o·m + j): m = max|W| of the tile (scope ``tile``: the
+    largest weight of a tile has every digit full) or of the layer (scope ``layer``), T the
+    quantile of the slice magnitudes. The sign kept is the weight's, shared by its slices
+    (a digit 0 of a negative weight decodes to a magnitude ≥ 0 of the weight's sign).
+
+    Raises:
+        StateError: ``coding.scope = "global"`` (m and T over the model's weights are not
+            those of its slices; the card refuses this combination when it loads).
+    """
+    if coding.scope == "global":
+        raise StateError("coding.scope = 'global' with weight slicing is not modelled; use "
+                         "coding.scope = 'tile' or 'layer'")
+    m = slices.weight_slices
+    scale = scale_per_weight.float().repeat_interleave(m, dim=-2)  # (out·m, rows)
+    weight = weight.detach().float()
+    values = slices.weight_cells(weight / scale_per_weight) * scale
+    signs = torch.where(weight < 0, -1.0, 1.0).repeat_interleave(m, dim=-2)
+    reference = scale if coding.scope == "tile" else coding_reference([values], coding)
+    return encode(values, coding, reference, signs)
 
 
 def stored_layout(coding: Coding, sign: torch.Tensor | None, large: torch.Tensor,

@@ -18,17 +18,31 @@ its unused cells conduct nothing. Each weight slice of a card with weight slicin
 of the sliced (out·m, rows) matrix, :mod:`.slicing`) is its own copy of the crossbars, corrected
 on its own. Without [wires], or with r = 0, nothing here runs; with r > 0 a read holds one more
 conductance tensor (K, D, out, rows) while it runs, and no buffer is added to the tile.
+
+A coded tile (:mod:`.coding`) keeps its cells as one row (K, D, 1, N); :func:`coded_placement`
+puts them on the same crossbars, as a designer would lay them out for an MVM: weight (o, i)'s
+cells sit in output o's column, in a bundle of adjacent rows all driven by input i (so the
+copies of redundancy add their currents on the column, as :mod:`.cost` prices them). The
+bundle of input i holds ``r_small`` rows, plus ``r_large − r_small`` rows when any weight of
+input i in the tile is large; copy t of a weight is in row t of its bundle, and the extra rows'
+cells of small weights are left unused (no conductance). Bundles follow the inputs, input a of
+chunk [a, b) nearest the drivers' far end as without coding, so a crossbar holds the tile's
+inputs on r_small·(b − a) rows and more, not ``mapping.tile_rows``. The sign and small/large
+side bits are digital and not on the crossbar. With one cell per weight this is the uncoded
+placement, cell for cell. Each cell's conductance is corrected to G / (1 + δ) on its crossbar,
+and the tile decodes from those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from analogsim.cards import Chip
 from analogsim.physics import conductance, ir_drop
-from analogsim.tiles import device_model
+from analogsim.tiles import coding, device_model
 from analogsim.tiles.layout import TileLayout
 
 #: r·G is dimensionless: conductances in µS go with resistances in MΩ.
@@ -41,15 +55,19 @@ def has_wires(chip: Chip) -> bool:
     return chip.wires is not None and chip.wires.segment_resistance_ohm > 0
 
 
-def conductances_seen(chip: Chip, layout: TileLayout, g: torch.Tensor) -> torch.Tensor:
+def conductances_seen(chip: Chip, layout: TileLayout, g: torch.Tensor,
+                      coded: coding.CodedWeights | None = None) -> torch.Tensor:
     """The conductances (K, D, out, rows) µS the MVM sees: ``g`` itself without wire
     resistance, else each physical tile's effective conductances after IR drop.
 
     Conductances shared by every instance (an expanded view, exact programming) are
-    corrected once and shared again.
+    corrected once and shared again. A coded tile's cells (K, D, 1, N), with its side
+    information ``coded``, are corrected where :func:`coded_placement` puts them.
     """
     if not has_wires(chip):
         return g
+    if coded is not None:
+        return coded_cells_seen(chip, layout, g, coded)
     if g.shape[-2] != layout.out_features:
         return each_slice(lambda part: conductances_seen(chip, layout, part), g, layout)
     if g.shape[0] > 1 and g.stride(0) == 0:
@@ -99,3 +117,88 @@ def weights_seen(chip: Chip, layout: TileLayout, w_normalised: torch.Tensor) -> 
         tiles.append(torch.cat(columns, dim=-1).transpose(-1, -2))
     seen = torch.cat(tiles, dim=-1).movedim(0, -3)  # (K, D, out, rows)
     return conductance.conductances_to_weights(seen, cond.g_min_uS, cond.g_max_uS, cond.pair)
+
+
+# ------------------------------------------------------------------------ coded cells
+
+
+@dataclass(frozen=True)
+class CrossbarCells:
+    """The coded cells on one crossbar (:func:`coded_placement`).
+
+    Attributes:
+        cells: (C,) indices of the cells in the tile's row of N cells.
+        positions: (C,) their places on the crossbar, row · cols + column (row 0 farthest
+            from the ADCs, column 0 nearest the drivers).
+        rows, cols: the crossbar's size, cells.
+    """
+
+    cells: torch.Tensor
+    positions: torch.Tensor
+    rows: int
+    cols: int
+
+
+def coded_placement(layout: TileLayout, large: torch.Tensor, r_small: int, r_large: int
+                    ) -> list[CrossbarCells]:
+    """Where a coded tile's cells sit: one crossbar per row chunk × column group (× weight
+    slice), laid out as the module docstring says.
+
+    The cells row holds copy t < r_small of coded weight (q, i) at t·n + q·rows + i (n the
+    number of coded weights) and extra copy u < r_large − r_small of the l-th large one (in
+    row-major order) at r_small·n + u·L + l (L large weights): :func:`coding.encode`.
+
+    Args:
+        layout: the tile layout.
+        large: (out·m, rows) bool, the small/large side information (m weight slices; slice
+            j of output o in row o·m + j).
+        r_small, r_large: cells per small / large weight.
+    """
+    coded_rows, rows = large.shape
+    m, n, extra = coded_rows // layout.out_features, large.numel(), r_large - r_small
+    rank = large.flatten().long().cumsum(0).view(large.shape) - 1  # l of each large weight
+    count = int(large.sum())
+    crossbars = []
+    for j in range(m):
+        for a, b in layout.row_chunks:
+            for c, d in layout.column_groups:
+                q = torch.arange(c, d) * m + j  # the coded rows of the group's outputs
+                sub = large[q, a:b]  # (cols, chunk rows)
+                bundle = r_small + extra * sub.any(dim=0).long()  # crossbar rows per input
+                start = bundle.cumsum(0) - bundle
+                cols, inputs = d - c, torch.arange(a, b)
+                copies = torch.arange(r_small).view(-1, 1, 1)
+                cells = [copies * n + q.view(1, -1, 1) * rows + inputs.view(1, 1, -1)]
+                positions = [(start.view(1, 1, -1) + copies) * cols
+                             + torch.arange(cols).view(1, -1, 1)]
+                column, offset = sub.nonzero(as_tuple=True)
+                if extra and column.numel():
+                    more = torch.arange(extra).view(-1, 1)
+                    cells.append(r_small * n + more * count + rank[q[column], a + offset])
+                    positions.append((start[offset] + r_small + more) * cols + column)
+                crossbars.append(CrossbarCells(
+                    torch.cat([t.flatten() for t in cells]),
+                    torch.cat([t.flatten() for t in positions]), int(bundle.sum()), cols))
+    return crossbars
+
+
+def coded_cells_seen(chip: Chip, layout: TileLayout, g: torch.Tensor,
+                     coded: coding.CodedWeights) -> torch.Tensor:
+    """A coded tile's cells (K, D, 1, N) µS as the crossbars' MVM sees them: each crossbar of
+    :func:`coded_placement` filled with its cells (unused places 0 µS), corrected to
+    G / (1 + δ) and read back into the row."""
+    if g.shape[0] > 1 and g.stride(0) == 0:
+        return coded_cells_seen(chip, layout, g[:1], coded).expand(g.shape)
+    r = chip.wires.segment_resistance_ohm * OHM_TO_MEGAOHM
+    placement = coded_placement(layout, coded.large, coded.r_small, coded.r_large)
+    seen = torch.empty(g.shape, dtype=g.dtype, device=g.device)
+    largest = max(bar.rows * bar.cols for bar in placement)
+    for block in device_model.instance_blocks(g.shape[0], g.shape[1] * largest):
+        cells = g[block, :, 0]  # (k, D, N)
+        for bar in placement:
+            crossbar = cells.new_zeros((*cells.shape[:-1], bar.rows * bar.cols))
+            crossbar[..., bar.positions] = cells[..., bar.cells]
+            corrected = ir_drop.effective_conductances(
+                crossbar.unflatten(-1, (bar.rows, bar.cols)), r).flatten(-2)
+            seen[block, :, 0, bar.cells] = corrected[..., bar.positions]
+    return seen
