@@ -13,12 +13,8 @@ import pytest
 
 import analogsim as asim
 from analogsim.errors import CardError, SpecError
-from analogsim.experiments.budget_energy import (
-    EnergyBudget,
-    bits_knob,
-    find_energy_budget,
-    pareto_front,
-)
+from analogsim.experiments.budget_energy import EnergyBudget, find_energy_budget, pareto_front
+from analogsim.experiments.budget_energy_choices import bits_knob
 from analogsim.experiments.run import run_spec
 from analogsim.experiments.spec import load_spec
 from analogsim.report import write_report
@@ -160,8 +156,15 @@ def test_the_spec_runs_and_its_report_draws_the_pareto_plot(tmp_path):
     assert run.data["energy_J"][chosen] <= run.data["energy_J"][uniform]
     assert (run.data["bits"][chosen, 1] == 8).all()  # DAC bits save no energy: the card's
     assert "dac.bits: no step of it saves energy" in str(run.attrs["notes"])
+    # re-measured on fresh chips: by default as many as the search's (1 seed × 4), seed 1
+    assert run.data["confirm_accuracy"].shape == (len(run.axes["confirmed"]), 4)
+    assert list(run.attrs["confirm_seeds"]) == [1] and run.attrs["confirm_chips"] == 4
+    assert run.attrs["confirm_designs"][0] == 0
+    assert run.attrs["confirm_designs"][-1] == chosen
     page = write_report(results.path, tmp_path / "report").read_text()
     assert "Chosen design adc.bits" in page and "below the uniform baseline" in page
+    assert "Re-measured on 4 fresh chips (program seed 1" in page
+    assert "accuracy, fresh chips [95 % CI]" in page
     figure = tmp_path / "report" / "budget_energy.png"
     assert figure.name in re.findall(r'<img src="([^"]+)"', page)
     assert figure.stat().st_size > 1000
@@ -173,7 +176,9 @@ def test_the_spec_runs_and_its_report_draws_the_pareto_plot(tmp_path):
     ('objective = "energy"', 'objective = "power"',
      r"objective must be one of \['energy'\].*got 'power'"),
     ('choose = ["adc.bits", "dac.bits"]', 'choose = ["read_noise.scale"]',
-     r"choose must be a non-empty list of distinct knobs among \['adc.bits', 'dac.bits'\]"),
+     r"choose must be a non-empty list of distinct knobs among \['adc.bits', 'dac.bits', "
+     r"'mapping.tile_rows', 'mapping.tile_cols', 'coding.r_small', 'coding.r_large'\], got "
+     r"\['read_noise.scale'\]"),
     ('choose = ["adc.bits", "dac.bits"]', "choose = []", r"choose must be a non-empty list"),
     ('"adc.bits" = [4, 5, 6, 8]', '"adc.bits" = [4, 9]',
      r"adc.bits: the values must be integers from 1 to card 'pcm_hermes''s adc.bits = 8"),
@@ -182,7 +187,8 @@ def test_the_spec_runs_and_its_report_draws_the_pareto_plot(tmp_path):
     ('bits = { "adc.bits" = [4, 5, 6, 8], "dac.bits" = [6, 8] }', 'bits = "six"',
      r"bits must be a list of integers or a table knob → list, got 'six'"),
     ('choose = ["adc.bits", "dac.bits"]', 'choose = ["adc.bits"]',
-     r"bits names 'dac.bits', which is not among choose \['adc.bits'\]"),
+     r"bits names 'dac.bits', which is not among the per-layer knobs of choose "
+     r"\['adc.bits'\]"),
     ("seeds = [0]", 'seeds = [0]\nknobs = ["adc.bits"]', r"knobs belongs to a noise budget"),
 ], ids=["no-cost", "objective", "choice", "no-choice", "bits-above-card", "float-bits",
         "bits-type", "bits-not-chosen", "noise-keys"])

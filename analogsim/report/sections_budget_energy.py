@@ -1,5 +1,6 @@
-"""Page section of a cost budget (a ``budget`` with an objective): the chosen per-layer bits,
-their energy saving against the uniform baseline, the Pareto plot and the designs' table.
+"""Page section of a cost budget (a ``budget`` with an objective): the chosen per-layer bits
+(and model-wide tile size, redundancy), their energy saving against the uniform baseline, the
+designs re-measured on fresh chips, the Pareto plot and the designs' table.
 
 :func:`energy_budget_summary` turns the run into plain data (for JSON: the docs' example and
 ``benchmarks/reproduce/summarize.py``), and :func:`pareto_points` turns that into the plot's
@@ -18,7 +19,7 @@ from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots_pareto import ParetoPoints, plot_pareto
 from analogsim.report.summaries import ci_basis, intervals
 from analogsim.results import Results, RunData
-from analogsim.statistics import paired_difference
+from analogsim.statistics import Interval, interval_over_units, paired_difference
 
 
 def _nJ(joules: float) -> str:
@@ -29,10 +30,43 @@ def _list(value: Any) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in np.atleast_1d(value)]
 
 
+def _interval(interval: Interval, scale: float = 1.0) -> dict[str, float]:
+    return {k: scale * getattr(interval, k) for k in ("mean", "low", "high")}
+
+
+def confirmation_summary(run: RunData) -> dict[str, Any] | None:
+    """The designs measured on fresh chips (``confirm_accuracy``), with 95 % CIs over those
+    chips and their drop against the card design paired by chip; None when the run has none
+    (``confirm_chips = 0``, or a file written before the confirmation existed)."""
+    if "confirm_accuracy" not in run.data:
+        return None
+    attrs, accuracy = run.attrs, np.asarray(run.data["confirm_accuracy"], float)
+    indices = [int(i) for i in _list(attrs["confirm_designs"])]
+    roles = [(int(attrs["card_design"]), "card design"),
+             (int(attrs["uniform_design"]), "uniform baseline"),
+             (int(attrs["chosen_design"]), "chosen")]  # one design may be two of them
+    card = indices.index(int(attrs["card_design"]))
+    designs, basis = [], ""
+    for row, index in enumerate(indices):
+        interval = interval_over_units(accuracy[row][None], ("seed", "chip"))
+        drop = paired_difference(accuracy[card], accuracy[row], ("chip",))
+        basis = (f"95 % CI over {interval.unit}, n = {interval.detail}"
+                 + (f"; {interval.note}" if interval.note else ""))
+        designs.append({"index": index, "role": ", ".join(
+            name for i, name in roles if i == index),
+            "accuracy": _interval(interval), "drop_pp": _interval(drop, 100)})
+    return {"seeds": [int(x) for x in _list(attrs["confirm_seeds"])],
+            "seed_chips": [int(x) for x in _list(attrs["confirm_seed_chips"])],
+            "chips": int(attrs["confirm_chips"]), "floor": float(attrs["confirm_floor"]),
+            "holds": bool(attrs["confirm_holds"]),
+            "holds_confidently": bool(attrs["confirm_holds_confidently"]),
+            "ci": basis, "designs": designs}
+
+
 def energy_budget_summary(run: RunData) -> dict[str, Any]:
-    """The run as plain data: its setting, every design (bits, energy, accuracy and its drop
-    against the card design, each with its 95 % CI over chips), and the verdict (chosen,
-    uniform baseline, saving)."""
+    """The run as plain data: its setting, every design (bits, model-wide setting, energy,
+    accuracy and its drop against the card design, each with its 95 % CI over chips), the
+    verdict (chosen, uniform baseline, saving) and the confirmation on fresh chips."""
     attrs = run.attrs
     cells = intervals(run, "accuracy")
     accuracy = run.data["accuracy"]
@@ -44,6 +78,8 @@ def energy_budget_summary(run: RunData) -> dict[str, Any]:
         designs.append({
             "label": str(label), "stage": str(_list(attrs["design_stage"])[n]),
             "bits": run.data["bits"][n].astype(int).tolist(),
+            "setting": (run.data["setting"][n].astype(int).tolist()
+                        if "setting" in run.data else []),
             "energy_J": float(run.data["energy_J"][n]),
             "layer_energy_J": run.data["layer_energy_J"][n].tolist(),
             "accuracy": {"mean": cells[n].mean, "low": cells[n].low, "high": cells[n].high},
@@ -54,6 +90,7 @@ def energy_budget_summary(run: RunData) -> dict[str, Any]:
         "card": str(attrs["card"]), "objective": str(attrs["objective"]),
         "objective_unit": str(attrs["objective_unit"]),
         "knobs": [str(k) for k in _list(run.axes["knob"])],
+        "model_knobs": [str(k) for k in _list(run.axes.get("model_knob", []))],
         "layers": [str(x) for x in _list(run.axes["layer"])],
         "tolerance_pp": float(attrs["tolerance_pp"]), "time_s": float(attrs["time_s"]),
         "chip_seeds": [int(s) for s in _list(attrs["chip_seeds"])],
@@ -64,12 +101,14 @@ def energy_budget_summary(run: RunData) -> dict[str, Any]:
         "designs": designs, "card_design": card, "uniform_design": uniform,
         "chosen_design": chosen, "greedy_path": [int(i) for i in _list(attrs["greedy_path"])],
         "saving": float(attrs["saving"]),
-        "notes": [str(x) for x in _list(attrs.get("notes", [])) if str(x)]}
+        "notes": [str(x) for x in _list(attrs.get("notes", [])) if str(x)],
+        "confirmation": confirmation_summary(run)}
 
 
 def pareto_points(summary: dict[str, Any]) -> ParetoPoints:
     """The plot's input from :func:`energy_budget_summary`."""
-    designs = summary["designs"]
+    designs, confirmation = summary["designs"], summary.get("confirmation")
+    fresh = confirmation["designs"] if confirmation else []
 
     def column(key: str, field: str | None = None) -> np.ndarray:
         return np.array([d[key] if field is None else d[key][field] for d in designs], float)
@@ -81,12 +120,18 @@ def pareto_points(summary: dict[str, Any]) -> ParetoPoints:
         pareto=np.array([d["pareto"] for d in designs], bool),
         card=summary["card_design"], uniform=summary["uniform_design"],
         chosen=summary["chosen_design"], path=summary["greedy_path"],
-        baseline=summary["baseline_accuracy"], floor=summary["floor"], ci=summary["ci"])
+        baseline=summary["baseline_accuracy"], floor=summary["floor"], ci=summary["ci"],
+        fresh=[d["index"] for d in fresh],
+        fresh_mean=np.array([d["accuracy"]["mean"] for d in fresh], float),
+        fresh_low=np.array([d["accuracy"]["low"] for d in fresh], float),
+        fresh_high=np.array([d["accuracy"]["high"] for d in fresh], float),
+        fresh_ci=confirmation["ci"] if confirmation else "")
 
 
 def pareto_title(summary: dict[str, Any]) -> str:
+    wide = "".join(f", {k}" for k in summary.get("model_knobs", []))
     return (f"Accuracy against energy per inference on card {summary['card']}: every design "
-            f"measured (per-layer {', '.join(summary['knobs'])}), tolerance "
+            f"measured (per-layer {', '.join(summary['knobs'])}{wide}), tolerance "
             f"{summary['tolerance_pp']:g} pp")
 
 
@@ -110,6 +155,59 @@ def verdict(summary: dict[str, Any]) -> str:
             + (" The upper end of that CI is past the tolerance: the design holds on these "
                "chips' mean, not with 95 % confidence." if drop["high"] > summary["tolerance_pp"]
                else ""))
+
+
+def confirmation_text(summary: dict[str, Any]) -> str:
+    """Whether the chosen design still holds on fresh chips, in one or two sentences."""
+    confirmation = summary.get("confirmation")
+    if not confirmation:
+        return ("Not re-measured on fresh chips (confirm_chips = 0): the chosen design's "
+                "accuracy is that of the chips it was chosen on, biased upwards by the "
+                "selection.")
+    designs = summary["designs"]
+    rows = {d["index"]: d for d in confirmation["designs"]}
+    chosen, card = rows[summary["chosen_design"]], rows[summary["card_design"]]
+    drop, seeds = chosen["drop_pp"], confirmation["seeds"]
+    seed_text = (f"seed {seeds[0]}" if len(seeds) == 1
+                 else f"seeds {seeds[0]}–{seeds[-1]}")
+    text = (f"Re-measured on {confirmation['chips']} fresh chips (program {seed_text}, never "
+            "used in the search; the same test samples): the chosen design "
+            f"{designs[summary['chosen_design']]['label']} reaches "
+            f"{format_percent_interval(**chosen['accuracy'])}, {drop['mean']:.2f} pp "
+            f"[{drop['low']:.2f}, {drop['high']:.2f}] below the card design's "
+            f"{100 * card['accuracy']['mean']:.2f} % on the same chips (paired by chip). ")
+    if not confirmation["holds"]:
+        return text + (f"It does not hold the tolerance of {summary['tolerance_pp']:g} pp on "
+                       f"fresh chips (floor {100 * confirmation['floor']:.2f} %): its accuracy "
+                       "on the search's chips was biased upwards by the selection.")
+    return text + (f"It holds the tolerance of {summary['tolerance_pp']:g} pp there (floor "
+                   f"{100 * confirmation['floor']:.2f} %)"
+                   + (", with 95 % confidence." if confirmation["holds_confidently"] else
+                      ", on the mean; the upper end of the drop's CI is past the tolerance, "
+                      "so not with 95 % confidence."))
+
+
+def confirmation_table(summary: dict[str, Any]) -> str:
+    """The designs re-measured on fresh chips: accuracy on the search's chips and on the
+    fresh ones, and the drop against the card design on the fresh ones."""
+    confirmation = summary.get("confirmation")
+    if not confirmation:
+        return ""
+    rows = []
+    for row in confirmation["designs"]:
+        design, drop = summary["designs"][row["index"]], row["drop_pp"]
+        rows.append([design["label"], row["role"], _nJ(design["energy_J"]),
+                     format_percent_interval(**design["accuracy"]),
+                     format_percent_interval(**row["accuracy"]),
+                     format_difference(-drop["mean"] / 100, -drop["high"] / 100,
+                                       -drop["low"] / 100)
+                     if row["index"] != summary["card_design"] else "—"])
+    return html_table(
+        ["design", "", "energy per inference", "accuracy, search's chips [95 % CI]",
+         "accuracy, fresh chips [95 % CI]", "vs card design, fresh chips [95 % CI]"], rows,
+        caption=f"Fresh chips: program seeds {confirmation['seeds']} "
+                f"({confirmation['seed_chips']} chips each), none used in the search; "
+                f"{confirmation['ci']}. The difference is paired by chip.")
 
 
 def designs_table(summary: dict[str, Any]) -> str:
@@ -146,7 +244,9 @@ def layers_table(summary: dict[str, Any]) -> str:
     return html_table(["layer", *(f"{k}: alone / chosen / uniform" for k in summary["knobs"]),
                        "energy, chosen", "energy, uniform"], rows,
                       caption="Alone: the fewest bits of the layer with the others at the "
-                              "card's bits. Energies per inference of the layer's tiles.")
+                              "card's bits (in the chosen design's tile size and redundancy, "
+                              "when the budget chooses them). Energies per inference of the "
+                              "layer's tiles.")
 
 
 def budget_energy_section(run: RunData, results: Results, out_dir: Path) -> str:
@@ -158,10 +258,14 @@ def budget_energy_section(run: RunData, results: Results, out_dir: Path) -> str:
         heading(run.name, run.attrs.get("title", run.name)),
         paragraph(run.attrs.get("summary", "")),
         paragraph(verdict(summary)),
+        paragraph(confirmation_text(summary)),
         *(paragraph(note, note=True) for note in summary["notes"]),
         paragraph("Search: the card design; each layer's bits lowered alone to its minimum; "
                   "uniform bits lowered together; then greedy steps, the largest energy saving "
-                  "per accuracy cost first, each kept if the joint design holds. The chosen "
-                  "design is the least energy among the designs that hold.", note=True),
+                  "per accuracy cost first, each kept if the joint design holds"
+                  + (f"; all this in each setting of {', '.join(summary['model_knobs'])}, "
+                     "chosen for the whole model" if summary.get("model_knobs") else "")
+                  + ". The chosen design is the least energy among the designs that hold.",
+                  note=True),
         figure_html(figure, f"{run.name}: accuracy against energy per inference"),
-        layers_table(summary), designs_table(summary)] if part)
+        confirmation_table(summary), layers_table(summary), designs_table(summary)] if part)
