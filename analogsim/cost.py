@@ -36,6 +36,7 @@ from analogsim.errors import ArgumentTypeError, CardError, ConversionError
 from analogsim.model_summary import DigitalLayer, analog_layers, digital_remainder
 from analogsim.tiles import AnalogLayer
 from analogsim.tiles.cost import TileCost, model_coding_reference, tile_cost
+from analogsim.units import format_si as si  # re-exported: benchmarks and budgets use it
 
 #: convolutions, whose output features sit in dimension 1 (elsewhere: the last dimension)
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -215,16 +216,6 @@ class CostReport:
                       f"parallel); area {self.area_um2 / 1e6:.3g} mm²; {2 * self.macs:,} ops: "
                       f"{self.tops_per_watt:.3g} TOPS/W, {self.tops:.3g} TOPS"]
         return "\n".join(lines)
-
-
-def si(value: float, unit: str) -> str:
-    """``value`` with an SI prefix, 3 significant digits: si(4.2e-9, "J") == "4.2 nJ"."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g} {unit}"
-    exponent = min(max(math.floor(math.log10(abs(value)) / 3) * 3, -18), 9)
-    prefix = {-18: "a", -15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M",
-              9: "G"}[exponent]
-    return f"{value / 10**exponent:.3g} {prefix}{unit}"
 
 
 def percent(part: float, total: float) -> str:

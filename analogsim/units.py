@@ -1,6 +1,8 @@
-"""Human-readable units for times after programming."""
+"""Human-readable units: times after programming, and quantities with SI prefixes."""
 
 from __future__ import annotations
+
+import math
 
 #: The latest time after programming analogsim takes, in seconds: 1e10 s, about 317 years.
 #: Device laws are fitted on minutes to years of reads, so a later time is an extrapolation
@@ -32,3 +34,16 @@ def is_valid_time(seconds: object) -> bool:
     except (TypeError, ValueError):
         return False
     return 0 <= value <= MAX_TIME_S
+
+
+_SI_PREFIXES = {-18: "a", -15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M",
+                9: "G"}
+
+
+def format_si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix, 3 significant digits: format_si(4.2e-9, "J") == "4.2 nJ"
+    (0, NaN and infinities as they are: "0 J", "nan J")."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}"
+    exponent = min(max(math.floor(math.log10(abs(value)) / 3) * 3, -18), 9)
+    return f"{value / 10**exponent:.3g} {_SI_PREFIXES[exponent]}{unit}"

@@ -28,6 +28,7 @@ from torch import nn
 import analogsim as asim
 from analogsim.cards import Cost, chip_to_dict
 from analogsim.cost import PARTS, si
+from analogsim.tiles.cost import input_drive
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cost_example.json"
@@ -50,8 +51,8 @@ PHASES = {"one-phase": 1, "four-phase": 4}
 TAGS = {
     "read_voltage_V": "ASSUMED: a PCM read bias below threshold switching; the abstracts give "
                       "none",
-    "read_time_s": "ASSUMED: sign + 7-bit pulse width, 1 ns a step at the 1-GHz clock "
-                   "[Khaddam-Aljameh 2022]",
+    "read_step_time_s": "PAPER: sign + 7-bit pulse width, 1 ns a step at the 1-GHz clock "
+                        "[Khaddam-Aljameh 2022]: 127 ns at 8 bits",
     "dac_energy_J": "ASSUMED: one word line charged per MVM, about 0.16 pF at 0.8 V",
     "adc_fom_J": "DERIVED: median Walden FOM of the 86 Nyquist ADCs with 6 ≤ ENOB ≤ 9 at "
                  "ISSCC and VLSI 2010–2025 (Murmann's survey)",
@@ -109,7 +110,7 @@ def run() -> dict[str, Any]:
     sensitivity = [price("normal"), price("uniform", **{"cost.adc_fom_J": low}),
                    price("uniform", **{"cost.adc_fom_J": high})]
     return {"card": CARD, "size": SIZE, "cores": CORES, "seed": SEED,
-            "cost": chip_to_dict(chip)["cost"],
+            "cost": chip_to_dict(chip)["cost"], "read_time_s": input_drive(chip, chip.cost)[0],
             "adc_bits": chip.adc.bits, "dac_bits": chip.dac.bits,
             "g_max_uS": chip.conductance.g_max_uS, "one_mvm": base, "modes": modes,
             "sensitivity": sensitivity}
@@ -132,7 +133,7 @@ def _parts_table(one: dict[str, Any], data: dict[str, Any]) -> list[str]:
     n, bits = data["size"], data["adc_bits"]
     formulas = {
         "array": f"ΣG·V²·t = {one['conductance_uS'] * 1e-6:.4g} S × ({c['read_voltage_V']:g} V)² × "
-                 f"{c['read_time_s'] * 1e9:g} ns",
+                 f"{data['read_time_s'] * 1e9:g} ns",
         "dac": f"{n} rows × 1 column group × {c['dac_energy_J'] * 1e12:g} pJ",
         "adc": f"{n} outputs × 1 row chunk × {c['adc_fom_J'] * 1e15:g} fJ × 2^{bits}",
         "digital_periphery": f"{n} outputs × 1 row chunk × "
@@ -182,7 +183,7 @@ def render_page(data: dict[str, Any]) -> str:
         f"{one['mean_conductance_uS']:.3g} µS per device ({one['devices']:,} devices: a "
         "differential pair per weight, each device of the card standing for the chip's two "
         "PCM devices of one polarity); one input vector at full scale, every row driven for "
-        f"the whole {c['read_time_s'] * 1e9:g}-ns read. `asim.cost` gives:", "",
+        f"the whole {data['read_time_s'] * 1e9:g}-ns read. `asim.cost` gives:", "",
         *_parts_table(one, data), "",
         f"{ops:,} ops (2 per MAC) in {_e(one['total_J'])}: "
         f"**{one['tops_per_watt']:.3g} TOPS/W**; one MVM takes "

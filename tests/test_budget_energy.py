@@ -154,8 +154,9 @@ def test_the_spec_runs_and_its_report_draws_the_pareto_plot(tmp_path):
         designs, 4)
     chosen, uniform = run.attrs["chosen_design"], run.attrs["uniform_design"]
     assert run.data["energy_J"][chosen] <= run.data["energy_J"][uniform]
-    assert (run.data["bits"][chosen, 1] == 8).all()  # DAC bits save no energy: the card's
-    assert "dac.bits: no step of it saves energy" in str(run.attrs["notes"])
+    # pulse-width inputs: fewer DAC bits shorten the read, so their steps are tried
+    assert (run.data["bits"][:, 1] < 8).any()
+    assert "dac.bits: no step of it saves energy" not in str(run.attrs["notes"])
     # re-measured on fresh chips: by default as many as the search's (1 seed × 4), seed 1
     assert run.data["confirm_accuracy"].shape == (len(run.axes["confirmed"]), 4)
     assert list(run.attrs["confirm_seeds"]) == [1] and run.attrs["confirm_chips"] == 4

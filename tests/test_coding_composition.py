@@ -354,3 +354,21 @@ def test_the_summary_counts_every_slice_cell_of_a_coded_sliced_layer() -> None:
     tile = model[0].tile
     assert row.devices_per_weight == pytest.approx(2 * tile.g_target_packed.shape[-1] / 80)
     assert row.mapping.startswith("2 differential pairs of 3 bits, coding sign+redundancy")
+
+
+def test_a_sliced_coded_layer_costs_the_same_programmed_or_not() -> None:
+    # Unprogrammed, asim.cost codes the weights as program does, slices included; one sign
+    # bit per weight (shared by its slices), one small/large bit per coded slice.
+    chip = asim.load_chip("pcm_hermes", **SLICED, **{"coding.scheme": "sign+redundancy",
+                                                     "coding.threshold": 0.5,
+                                                     "coding.r_large": 3})
+    model = linear(chip, out=5, rows=6)
+    before = asim.cost(model, torch.randn(1, 6)).layers[0].tile
+    asim.program(model, seed=0)
+    after = asim.cost(model, torch.randn(1, 6)).layers[0].tile
+    coded = model[0].tile.stored_coding()
+    cells = model[0].tile.g_target_packed.shape[-1]
+    assert after.devices == 2 * cells + 5 * 6 + 2 * 5 * 6  # pairs; sign bits; large bits
+    assert before.devices == after.devices
+    assert before.conductance_uS == pytest.approx(after.conductance_uS, rel=1e-6)
+    assert coded.weights == 2 * 5 * 6

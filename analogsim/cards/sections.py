@@ -122,8 +122,9 @@ class Wires:
     Each physical tile (``tile_rows`` × ``tile_cols``, one crossbar per device of a pair) is
     a linear resistor network: rows driven at one end, columns read at virtual ground at the
     other. Its MVM sees the first-order effective conductances G / (1 + δ) of
-    ``analogsim.physics.ir_drop``; docs/ir_drop.md gives the model and its error. A card
-    without ``[wires]``, or with a resistance of 0, has ideal wires: its MVM is untouched.
+    ``analogsim.physics.ir_drop``; docs/ir_drop.md gives the model and its error, and where
+    a coded tile's cells sit. A card without ``[wires]``, or with a resistance of 0, has
+    ideal wires: its MVM is untouched.
     """
 
     segment_resistance_ohm: float = number(
@@ -155,8 +156,8 @@ class Slicing:
         "dac.bits − 1; absent: the whole code in one cycle", "bit", 1, 31))
     weight_slices: int = field(default=1, metadata=spec(
         "device pairs each weight's magnitude is split over, each in its own columns with its "
-        "own ADC conversion (1: no weight slicing); needs a differential pair and the "
-        "default [coding]", "", 1, 16))
+        "own ADC conversion (1: no weight slicing); needs a differential pair; with [coding] "
+        "each slice is coded (coding.scope tile or layer)", "", 1, 16))
     bits_per_weight_slice: int | None = field(default=None, metadata=spec(
         "magnitude bits held by each slice's pair: 2^bits levels per device (conductance.levels "
         "absent, or levels − 1 a multiple of 2^bits − 1); the weight's magnitude gets "
@@ -207,26 +208,40 @@ class Coding:
     r_large: int = field(default=10, metadata=spec("cells per large weight", "", 1, 1000))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Cost:
     """Energy, time and area figures that price a converted model (``asim.cost``).
 
     Optional: a card without ``[cost]`` reports accuracy only. With it, every key is required
-    and ``source`` says where the figures come from (which are from a paper, which assumed).
-    The formulas, and what they leave out (wires, buffers, data movement between tiles,
-    control), are in docs/cost.md.
+    but two pairs, of which a card gives exactly one key each: the read time, fixed
+    (``read_time_s``) or per pulse-width step (``read_step_time_s``), and the DAC energy,
+    fixed (``dac_energy_J``) or per unit capacitor (``dac_step_energy_J``); the step forms
+    follow ``dac.bits``. ``source`` says where the figures come from (which are from a paper,
+    which assumed). The formulas, and what they leave out (wires, buffers, data movement
+    between tiles, control), are in docs/cost.md.
     """
 
     source: str = field(metadata=spec(
         "where the figures come from: paper, table or figure per figure, or why assumed"))
     read_voltage_V: float = field(metadata=spec(
         "voltage across a device while it is read; cell read energy G·V²·t", "V", 0.0, 10.0))
-    read_time_s: float = field(metadata=spec(
-        "time the read voltage is applied per MVM (the full-scale input pulse); also the "
-        "array part of a tile's MVM time", "s", 0.0, 1e-3))
-    dac_energy_J: float = field(metadata=spec(
-        "energy of one input conversion: one DAC driving one tile row for one MVM", "J",
-        0.0, 1e-6))
+    read_time_s: float | None = field(default=None, metadata=spec(
+        "time the read voltage is applied per MVM (the full-scale input pulse), whatever "
+        "dac.bits (amplitude-coded inputs); also the array part of a tile's MVM time. Give "
+        "this or read_step_time_s", "s", 0.0, 1e-3))
+    read_step_time_s: float | None = field(default=None, metadata=spec(
+        "pulse-width-coded inputs: the duration of one input step; the full-scale read is "
+        "(2^(dac.bits−1) − 1) steps, so read time, array energy and MVM time follow dac.bits "
+        "(HERMES: 1 ns a step, Khaddam-Aljameh et al., IEEE JSSC 57(4), 2022). Give this or "
+        "read_time_s", "s", 0.0, 1e-3))
+    dac_energy_J: float | None = field(default=None, metadata=spec(
+        "energy of one input conversion, whatever dac.bits: one DAC driving one tile row for "
+        "one MVM. Give this or dac_step_energy_J", "J", 0.0, 1e-6))
+    dac_step_energy_J: float | None = field(default=None, metadata=spec(
+        "capacitive (charge-redistribution) DAC: energy per unit capacitor, about C_u·V_ref²; "
+        "one conversion costs dac_step_energy_J · 2^dac.bits, the binary-weighted array's 2^bits "
+        "unit capacitors charged from the reference (M. Saberi et al., IEEE TCAS-I 58(8), "
+        "2011). Give this or dac_energy_J", "J", 0.0, 1e-6))
     adc_fom_J: float = field(metadata=spec(
         "Walden figure of merit, energy per conversion step: one conversion costs "
         "adc_fom_J · 2^adc.bits (B. Murmann, ADC Performance Survey)", "J", 0.0, 1e-6))

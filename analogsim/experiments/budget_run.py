@@ -7,7 +7,9 @@ The results file holds:
   bound), joint_accuracy[knob, seed] and baseline_accuracy[seed] (fractions); attributes
   name the most sensitive layer, the ranking and whether the seeds agree on it;
 - ``/runs/budget_curve_<knob>``: the evidence of the first seed, accuracy[layer, value,
-  instance] along the knob's grid.
+  instance] along the knob's grid;
+- ``/runs/budget_cost``, when the card has a ``[cost]`` section: the model's energy, latency
+  and area on the card (:mod:`.cost_record`).
 
 A spec with an ``objective`` (a cost budget) runs :func:`.budget_energy_run.run_energy_budget`
 instead.
@@ -23,6 +25,7 @@ import numpy as np
 from analogsim.experiments.budget import Budget, find_budget
 from analogsim.experiments.budget_energy_run import run_energy_budget
 from analogsim.experiments.budget_spec import BudgetSpec
+from analogsim.experiments.cost_record import CostRecord
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, spec_fingerprint
 from analogsim.sampling import sampling_attrs
@@ -103,6 +106,8 @@ def run_budget(spec: BudgetSpec, results_path: str | Path, progress: bool = Fals
         run.write_table("censored", np.stack([b.censored for b in budgets], axis=-1))
         run.write_table("joint_accuracy", np.stack([b.joint_accuracy for b in budgets], -1))
         run.write_point((), baseline_accuracy=[b.baseline for b in budgets])
+        CostRecord(writer, "budget", spec.chip.chip, [f"seed {spec.setup.seeds[0]}"],
+                   data.x_test[:1], spec.chip.per_layer, spec.chip.exclude).add(0, model)
         for i, knob in enumerate(knobs):
             curve = writer.create_run(
                 f"budget_curve_{knob.name}",

@@ -9,7 +9,9 @@ beside the results file, so an interrupted run resumes. Then:
   being (seed, draw) pairs; σ = 0 is the clean accuracy;
 - ``chip`` (when the spec names a card): accuracy[method, time, replicate] of the trained
   model converted onto the card, replicates being (seed, chip instance) pairs;
-- ``training_time``: seconds[method, seed] of training (the S0 time ratios).
+- ``training_time``: seconds[method, seed] of training (the S0 time ratios);
+- ``chip_cost`` (when the card has a ``[cost]`` section): each (method, seed) model's energy,
+  latency and area on the card (:mod:`.cost_record`).
 
 For a language model (a data set whose task is ``language_model``) ``accuracy`` is per next
 token, and ``attack`` and ``chip`` also hold ``perplexity`` on the same axes (exp of the mean
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 
 from analogsim.conversion import convert
 from analogsim.evaluation import METRIC_UNITS, evaluate, task_metrics
+from analogsim.experiments.cost_record import CostRecord
 from analogsim.experiments.interruption import check_stop
 from analogsim.experiments.methods_spec import MethodsSpec
 from analogsim.experiments.trained_models import load_data, trained_model
@@ -71,8 +74,11 @@ def run_methods_comparison(
                    "attack_kind": evaluation.attack_kind, **task_attrs,
                    **sampling_attrs(seed=len(seeds), draw=evaluation.attack_draws)},
         )
-        chip_run = None
+        chip_run, record = None, None
         if evaluation.chip is not None:
+            record = CostRecord(writer, "chip", evaluation.chip,
+                                [f"{label} seed {seed}" for label in labels for seed in seeds],
+                                data.x_test[:1])
             chip_run = writer.create_run(
                 "chip",
                 axes={"method": labels, "time": evaluation.chip_times_s,
@@ -116,7 +122,8 @@ def run_methods_comparison(
                     log.warning("training %s, seed %d diverged (non-finite weights); its "
                                 "chip accuracies are left unmeasured", method_spec.label, seed)
                     diverged.append(f"{method_spec.label} seed {seed}")
-                elif chip_run is not None:
+                elif chip_run is not None and record is not None:
+                    record.add(i * len(seeds) + s, model)
                     analog = convert(model, evaluation.chip)
                     program(analog, seed=seed, instances=evaluation.chip_instances)
                     for j, t in enumerate(evaluation.chip_times_s):

@@ -8,7 +8,10 @@ seed of ``[training] seeds`` and every one is evaluated on the same chip instanc
 models' accuracy (attributes ``digital_accuracy``, their mean, and
 ``digital_accuracy_per_seed``), and what the weight coding costs there (mean over seeds):
 r_avg (cells per weight), devices, side_bits_per_weight; the spec and the card in
-``/config``, and each model's training history when the spec trains it.
+``/config``, and each model's training history when the spec trains it. A card with a
+``[cost]`` section adds ``/runs/sweep_cost``: each model's energy, latency and area at the card
+as the spec gives it, and its energy, latency and TOPS/W at every grid point
+(:mod:`.cost_record`).
 
 For a language model (a data set whose task is ``language_model``) accuracy is per next token
 and the run also holds perplexity[axis…, time, replicate] (exp of the mean NLL per test token
@@ -26,6 +29,7 @@ import numpy as np
 from analogsim.evaluation import METRIC_UNITS, evaluate, task_metrics
 from analogsim.experiments.chip_spec import SweepSpec
 from analogsim.experiments.cluster import ClusterRunner, cluster_client
+from analogsim.experiments.cost_record import CostGrid, CostRecord
 from analogsim.experiments.sweep import PointValues, run_in_process, sweep_accuracy
 from analogsim.experiments.trained_models import load_data, trained_model
 from analogsim.results import ResultsWriter, Run, spec_fingerprint
@@ -92,6 +96,11 @@ def run_sweep(spec: SweepSpec, results_path: str | Path, progress: bool = False,
                    "digital_accuracy": float(np.mean(digital)),
                    "digital_accuracy_per_seed": digital, **language},
             point_axes=len(plan.axes))
+        record = CostRecord(writer, "sweep", spec.chip.chip, [f"seed {s}" for s in seeds],
+                            data.x_test[:1], spec.chip.per_layer, spec.chip.exclude,
+                            CostGrid(plan, axes, {a.name: a.unit for a in plan.axes}))
+        for s, model in enumerate(models):
+            record.add(s, model)
         per_seed = PointsOverSeeds(run, len(seeds))
         for s, model in enumerate(models):
             sweep_accuracy(model, (data.x_test, data.y_test), spec.chip.chip, plan,

@@ -40,6 +40,31 @@ def adc_conversion_energy(fom_J: float, bits: int) -> float:
     return fom_J * 2.0**bits
 
 
+def capacitive_dac_energy(unit_energy_J: float, bits: int) -> float:
+    """Energy of one conversion of a ``bits``-bit capacitive (charge-redistribution) DAC:
+    E = E_u · 2^bits (J), with E_u ≈ C_u·V_ref² the energy of one unit capacitor.
+
+    A binary-weighted capacitor array of ``bits`` bits holds 2^bits unit capacitors C_u; the
+    energy a conversion draws from the reference V_ref is a code-dependent fraction of
+    2^bits·C_u·V_ref² (M. Saberi, R. Lotfi, K. Mafinezhad, W. A. Serdijn, "Analysis of power
+    consumption and linearity in capacitive digital-to-analog converters used in successive
+    approximation ADCs", IEEE Trans. Circuits Syst. I 58(8), 1736 (2011)); E_u absorbs that
+    fraction, as the Walden FOM does for an ADC (:func:`adc_conversion_energy`). The unit
+    capacitor is taken fixed: a DAC whose C_u grows with bits for matching (C_u ∝ 4^bits)
+    costs more at high resolution.
+    """
+    return unit_energy_J * 2.0**bits
+
+
+def pulse_width_read_time(step_time_s: float, steps: int) -> float:
+    """Duration of a full-scale pulse-width-coded input of ``steps`` steps: t = steps · t_step
+    (s). A b-bit signed input (sign and b − 1 magnitude bits) is at most 2^(b−1) − 1 steps
+    long; HERMES drives 8-bit inputs as sign + 7-bit pulse width, one step per period of its
+    1-GHz clock (R. Khaddam-Aljameh et al., IEEE JSSC 57(4), 2022), 127 ns at full scale.
+    """
+    return steps * step_time_s
+
+
 def adcs_per_tile(tile_cols: int, columns_per_adc: int) -> int:
     """ADCs of a tile of ``tile_cols`` columns when ``columns_per_adc`` columns share one."""
     return math.ceil(tile_cols / columns_per_adc)

@@ -12,6 +12,7 @@ from analogsim.report.plots import plot_training
 from analogsim.report.sections import generic_section
 from analogsim.report.sections_budget import budget_section
 from analogsim.report.sections_budget_energy import budget_energy_section
+from analogsim.report.sections_cost import cost_section
 from analogsim.report.sections_profiling import (
     guided_section,
     midpoints_section,
@@ -42,14 +43,16 @@ _SECTIONS: dict[str, Section] = {
     "guided": guided_section,
     "budget": budget_section,
     "budget_energy": budget_energy_section,
+    "cost": cost_section,
 }
 
 
 def _drawn_with_its_source(run: RunData, results: Results) -> bool:
-    """A midpoint fit is drawn in the section of its walking-noise run, when the file has it;
-    μ per seed in the fit table of its midpoint fit."""
+    """A midpoint fit is drawn in the section of its walking-noise run, and a cost table in
+    the section of the run it prices, when the file has it; μ per seed in the fit table of
+    its midpoint fit."""
     kind = run.attrs.get("kind")
-    return kind == "midpoints_per_seed" or (kind == "midpoints"
+    return kind == "midpoints_per_seed" or (kind in ("midpoints", "cost")
                                             and run.attrs.get("source_run") in results.runs)
 
 

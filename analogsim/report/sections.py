@@ -15,6 +15,7 @@ from analogsim.report.formatting import (
 )
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots import plot_curves, plot_heatmaps
+from analogsim.report.sections_cost import cost_html, cost_run_of
 from analogsim.report.summaries import (
     ci_basis,
     knife_edge,
@@ -200,7 +201,7 @@ def _context(run: RunData) -> str:
 
 
 def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
-    """Heading, summary, figure and table of a run."""
+    """Heading, summary, figure and tables of a run, with its cost when the file holds it."""
     parts = [heading(run.name, run.attrs.get("title", run.name)),
              paragraph(run.attrs.get("summary", "")), paragraph(_context(run), note=True),
              figure_html(accuracy_figure(run, out_dir), run.name)]
@@ -208,4 +209,5 @@ def generic_section(run: RunData, results: Results, out_dir: Path) -> str:
         parts += [accuracy_table(run), tolerance_table(run), coding_cost_table(run)]
     elif "seconds" in run.data:
         parts.append(seconds_table(run))
+    parts.append(cost_html(run, cost_run_of(results, run)))
     return "\n".join(p for p in parts if p)

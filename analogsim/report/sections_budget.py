@@ -11,6 +11,7 @@ import numpy as np
 from analogsim.report.formatting import format_number, format_percent_interval, format_quantity
 from analogsim.report.markup import figure_html, heading, html_table, paragraph
 from analogsim.report.plots_budget import budget_knobs, limit_summary, plot_budget
+from analogsim.report.sections_cost import cost_html, cost_run_of
 from analogsim.results import Results, RunData
 from analogsim.statistics import ONE_SEED, confidence_interval, derived_over_seeds
 
@@ -74,7 +75,8 @@ def _baseline(run: RunData) -> tuple[float, float, float]:
 
 
 def budget_section(run: RunData, results: Results, out_dir: Path) -> str:
-    """The sensitivity sentence, the baseline and tolerance, the limits figure and table."""
+    """The sensitivity sentence, the baseline and tolerance, the limits figure and table, and
+    the model's cost when the card has ``[cost]``."""
     attrs = run.attrs
     seeds = run.data["baseline_accuracy"].size
     return "\n".join(part for part in [
@@ -88,4 +90,5 @@ def budget_section(run: RunData, results: Results, out_dir: Path) -> str:
                   "limits hold with every layer at its joint limit at once.", note=True),
         figure_html(plot_budget(run, out_dir / f"{run.name}.png"), run.name),
         limits_table(run),
+        cost_html(run, cost_run_of(results, run)),
     ] if part)

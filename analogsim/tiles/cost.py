@@ -9,7 +9,11 @@ formulas of :mod:`analogsim.physics.energy`:
   to): what programming aims for, before programming noise and drift (drift lowers G, so
   the figure is the energy right after programming);
 - DAC: one conversion per row per column group (each column group is a tile with its own
-  DACs driving the same inputs);
+  DACs driving the same inputs), at ``dac_energy_J`` whatever ``dac.bits``, or
+  ``dac_step_energy_J`` · 2^bits (a capacitive DAC);
+- read time: ``read_time_s`` whatever ``dac.bits``, or (2^(bits−1) − 1) ·
+  ``read_step_time_s`` (pulse-width-coded inputs: a full-scale pulse); the array energy and
+  the MVM time follow it;
 - ADC: one conversion per output per row chunk (each row chunk's partial outputs are
   converted, then added digitally), FOM·2^bits each;
 - digital periphery: one operation per converted output (scaling, bias, drift compensation,
@@ -20,10 +24,13 @@ formulas of :mod:`analogsim.physics.energy`:
 
 Bit slicing (:mod:`.slicing`, docs/bit_slicing.md) multiplies: n input cycles each read
 the whole array (n × the array energy, device reads and time) and convert every output
-(n × the ADC conversions and digital operations; a cycle's DAC conversion is priced at
-``dac_energy_J``, the card's full DAC, an upper bound for a slice DAC of fewer bits); m weight
-slices each hold a copy of the tiles (m × the tiles, devices, ADCs and area; DAC
-conversions, ADC conversions and digital operations), run in parallel with the others.
+(n × the ADC conversions and digital operations). A cycle converts a sign and an s-bit digit:
+with the step forms its DAC has s + 1 bits and its pulse 2^s − 1 steps (the least
+significant cycle's digit may hold fewer bits: an upper bound); with the fixed forms it costs
+``dac_energy_J`` and ``read_time_s``, the card's full DAC and read (an upper bound for a
+slice DAC of fewer bits). m weight slices each hold a copy of the tiles (m × the tiles,
+devices, ADCs and area; DAC conversions, ADC conversions and digital operations), run in
+parallel with the others.
 
 Coding (:mod:`.coding`) adds devices: the copies of redundancy are extra cells in the
 columns of the weights they copy (their currents add on the column, so they add reads and
@@ -41,6 +48,7 @@ import torch
 from analogsim.cards import Chip, Cost
 from analogsim.errors import CardError, ConversionError
 from analogsim.physics import energy
+from analogsim.physics.periphery import code_limit
 from analogsim.tiles import coding, device_model
 from analogsim.tiles.programmed import devices_per_weight, unpack_targets
 from analogsim.tiles.slicing import Slices, cycle_count, sliced_weights, weight_slice_count
@@ -148,7 +156,8 @@ def stored_targets(tile: AnalogTile, weight: torch.Tensor,
     scale = tile.layout.weight_scales(weight)
     per_weight = tile.layout.expand_rows(scale).expand_as(weight)
     if tile.coded:
-        coded = coding.encode_tile(weight, chip.coding, per_weight, reference)
+        coded = coding.encode_tile(weight, chip.coding, per_weight, reference,
+                                   Slices.from_chip(chip))
         return device_model.target_conductances(chip, coded.cells.unsqueeze(0)), coded
     cells = sliced_weights(Slices.from_chip(chip), weight.detach().float() / per_weight)
     return device_model.target_conductances(chip, cells), None
@@ -156,15 +165,37 @@ def stored_targets(tile: AnalogTile, weight: torch.Tensor,
 
 def side_bit_conductance(coded: coding.CodedWeights, chip: Chip) -> tuple[int, float]:
     """(side-information bits, their devices' conductance sum µS): g_max for a 1, g_min
-    for a 0; the bits are the sign (1: negative) and the small/large split (1: large)."""
+    for a 0; the bits are the sign (1: negative), one per weight (its m weight slices share
+    it: rows o·m … o·m + m − 1 of the coded slice matrix), and the small/large split
+    (1: large), one per coded weight or slice."""
     parts = coding.scheme_parts(chip.coding.scheme)
     ones, bits = 0, 0
     if coded.sign is not None:
-        ones, bits = ones + int((coded.sign < 0).sum()), bits + coded.weights
+        per_weight = coded.sign[::weight_slice_count(chip)]
+        ones, bits = ones + int((per_weight < 0).sum()), bits + per_weight.numel()
     if parts & {"adaptive_mapping", "redundancy"}:
         ones, bits = ones + int(coded.large.sum()), bits + coded.weights
     cond = chip.conductance
     return bits, ones * cond.g_max_uS + (bits - ones) * cond.g_min_uS
+
+
+def input_drive(chip: Chip, card: Cost) -> tuple[float, float]:
+    """(read time of one input cycle s, energy of one DAC conversion J) on ``chip``.
+
+    The fixed forms (``read_time_s``, ``dac_energy_J``) hold whatever ``dac.bits``. The step
+    forms follow the bits one cycle's DAC converts: ``dac.bits``, or s + 1 with input slicing
+    of s bits per cycle (a sign and an s-bit digit). A pulse-width-coded input of b bits is at
+    most 2^(b−1) − 1 steps of ``read_step_time_s``; a capacitive DAC of b bits costs
+    ``dac_step_energy_J`` · 2^b.
+    """
+    slices = Slices.from_chip(chip)
+    bits = (chip.dac.bits if slices is None or slices.input_bits is None
+            else slices.input_bits + 1)
+    read = (card.read_time_s if card.read_step_time_s is None
+            else energy.pulse_width_read_time(card.read_step_time_s, code_limit(bits)))
+    dac = (card.dac_energy_J if card.dac_step_energy_J is None
+           else energy.capacitive_dac_energy(card.dac_step_energy_J, bits))
+    return read, dac
 
 
 @torch.no_grad()
@@ -203,8 +234,9 @@ def tile_cost(tile: AnalogTile, weight: torch.Tensor, where: str,
     # converted outputs: each row chunk's partial sums, in every cycle and weight slice
     outputs = tile.out_features * chunks * cycles * slices
     bits = chip.adc.bits
+    read_time, dac_energy = input_drive(chip, card)
     mvm_time = cycles * max(energy.tile_mvm_time(
-        card.read_time_s, energy.conversion_rounds(b - a, adcs), card.adc_conversion_time_s)
+        read_time, energy.conversion_rounds(b - a, adcs), card.adc_conversion_time_s)
         for a, b in layout.column_groups)
     one_tile = energy.tile_area(mapping.tile_rows, mapping.tile_cols, per_cell,
                                 card.cell_area_um2, adcs, card.adc_area_um2)
@@ -213,8 +245,8 @@ def tile_cost(tile: AnalogTile, weight: torch.Tensor, where: str,
         tiles=tiles, rows=tile.rows, outputs=tile.out_features, devices=devices,
         extra_devices=extra, adcs=adcs * tiles, conductance_uS=conductance_uS,
         array_J=cycles * energy.cell_read_energy(conductance_uS, card.read_voltage_V,
-                                                 card.read_time_s),
-        dac_J=tile.rows * groups * slices * cycles * card.dac_energy_J,
+                                                 read_time),
+        dac_J=tile.rows * groups * slices * cycles * dac_energy,
         adc_J=None if bits is None else outputs * energy.adc_conversion_energy(card.adc_fom_J,
                                                                                 bits),
         digital_J=outputs * card.digital_energy_per_output_J,
