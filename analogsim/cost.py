@@ -35,7 +35,8 @@ from analogsim.calibration import digital_tiles
 from analogsim.errors import ArgumentTypeError, CardError, ConversionError
 from analogsim.model_summary import DigitalLayer, analog_layers, digital_remainder
 from analogsim.tiles import AnalogLayer
-from analogsim.tiles.cost import TileCost, model_coding_reference, tile_cost
+from analogsim.tiles.coding import global_reference
+from analogsim.tiles.cost import TileCost, tile_cost
 from analogsim.units import format_si as si  # re-exported: benchmarks and budgets use it
 
 #: convolutions, whose output features sit in dimension 1 (elsewhere: the last dimension)
@@ -313,8 +314,7 @@ def cost(model: nn.Module, example_input: Any) -> CostReport:
     if not layers:
         raise ConversionError("cost() needs a model converted with analogsim.convert; this one "
                               "has no analog layer")
-    reference = model_coding_reference([(layer.tile, layer.weight_matrix())
-                                        for _, layer in layers])
+    reference = global_reference([(layer.tile, layer.weight_matrix()) for _, layer in layers])
     priced = []
     for name, layer in layers:
         where = f"layer {name!r}"

@@ -76,7 +76,8 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1,
     if not isinstance(instances, int):
         check_memory(estimate_memory(model, len(ids)), f"programming {len(ids)} chip "
                      "instances", limit)
-    reference = _global_coding_reference(layers)
+    reference = coding.global_reference([(layer.tile, layer.weight_matrix())
+                                         for layer in layers])
     for layer in layers:
         layer.tile.program(layer.weight_matrix(), seed, ids,
                            reference if layer.tile.chip.coding.scope == "global" else None)
@@ -85,21 +86,6 @@ def program(model: nn.Module, seed: int = 0, instances: int | Sequence[int] = 1,
         "programmed %d analog layers on %d chip instances (seed %d)", len(layers), len(ids), seed
     )
     return model
-
-
-def _global_coding_reference(layers: list) -> coding.CodingReference | None:
-    """m and T over every layer whose card codes weights with ``coding.scope = "global"``.
-
-    The one model-wide temporary of ``program``: T is a quantile of |w| over those layers, so
-    their magnitudes are gathered once (4 bytes per weight of the coded layers)."""
-    scoped = [layer for layer in layers if layer.tile.chip.coding.scope == "global"]
-    if not scoped:
-        return None
-    codings = {layer.tile.chip.coding for layer in scoped}
-    if len(codings) > 1:
-        raise ConversionError("layers coded with coding.scope = 'global' must share one "
-                              f"[coding] section; found {len(codings)} different ones")
-    return coding.coding_reference([layer.weight_matrix() for layer in scoped], codings.pop())
 
 
 def coding_cost(model: nn.Module) -> coding.CodingCost:

@@ -328,14 +328,12 @@ def test_weight_slicing_with_wires_slices_each_crossbar() -> None:
           "conductance.levels": 9}, r"levels − 1 a multiple of 3"),
         ({"slicing.weight_slices": 2, "slicing.bits_per_weight_slice": 2,
           "conductance.pair": "single"}, "differential"),
-        ({"slicing.weight_slices": 2, "slicing.bits_per_weight_slice": 2,
-          "coding.scheme": "sign", "coding.scope": "global"}, "coding.scope = 'global' is not"),
         ({"slicing.weight_slices": 0}, "slicing.weight_slices must be ≥ 1"),
         ({"slicing.input_bits_per_slice": 1.5, "dac.bits": 8}, "must be an integer"),
         ({"slicing.cycles": 2}, "unknown key slicing.cycles"),
     ],
     ids=["no DAC bits", "more than the code", "bits without slices", "slices without bits",
-         "too many bits", "levels off the grid", "single device", "global coding", "zero slices",
+         "too many bits", "levels off the grid", "single device", "zero slices",
          "not an integer", "unknown key"],
 )
 def test_malformed_section_is_refused_naming_the_key(overrides: dict, message: str) -> None:

@@ -333,10 +333,7 @@ def test_sign_coded_slices_output_matches_a_monte_carlo_reference() -> None:
     assert (np.abs(ref_mean - clean) > 3 * np.sqrt(ref_var / 20000)).any()  # the clamp's bias
 
 
-def test_global_scope_with_weight_slices_is_refused_at_load() -> None:
-    with pytest.raises(asim.errors.CardError, match=r"coding\.scope = 'global' is not modelled"):
-        asim.load_chip("ideal", **SLICED, **DAC, **{"coding.scheme": "sign",
-                                                    "coding.scope": "global"})
+def test_input_slicing_alone_codes_the_weights_themselves() -> None:
     chip = asim.load_chip("ideal", **DAC, **{"slicing.input_bits_per_slice": 1,
                                              "coding.scheme": "sign", "coding.scope": "global"})
     assert Slices.from_chip(chip).weight_bits is None  # input slicing alone: any scope
@@ -372,3 +369,30 @@ def test_a_sliced_coded_layer_costs_the_same_programmed_or_not() -> None:
     assert before.devices == after.devices
     assert before.conductance_uS == pytest.approx(after.conductance_uS, rel=1e-6)
     assert coded.weights == 2 * 5 * 6
+
+
+def test_global_coding_of_sliced_weights_takes_m_over_every_layers_slices() -> None:
+    # scope "global": m = the largest slice value of the model (its largest |w|, every digit
+    # full), so the second layer, ten times smaller, is coded on the first one's range; the
+    # ideal card still decodes every slice exactly.
+    chip = asim.load_chip("ideal", **DAC, **SLICED, **{"coding.scheme": "sign",
+                                                      "coding.scope": "global"})
+    torch.manual_seed(0)
+    model = asim.convert(nn.Sequential(nn.Linear(16, 5, bias=False),
+                                       nn.Linear(5, 4, bias=False)), chip)
+    with torch.no_grad():
+        model[1].weight.mul_(0.1)
+    asim.program(model, seed=0)
+    model.eval()
+    largest = float(model[0].weight.detach().abs().max())
+    for layer in model:
+        assert torch.equal(layer.tile.coding_upper,
+                           torch.full_like(layer.tile.coding_upper, largest))
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        hidden = model[0](x)
+        torch.testing.assert_close(hidden, quantised_product(model[0].weight, x, 6),
+                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model[1](hidden), quantised_product(model[1].weight,
+                                                                       hidden, 6),
+                                   rtol=1e-5, atol=1e-5)

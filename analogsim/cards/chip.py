@@ -233,11 +233,7 @@ def _check_slicing(chip: Chip, slicing: Slicing, source: str) -> None:
         f"a slice uses on its grid (levels − 1 a multiple of {2**p - 1})"
         if cond.levels is not None and (cond.levels - 1) % (2**p - 1) else
         "it needs conductance.pair = 'differential' (the pair holds the sign of each slice)"
-        if cond.pair != "differential" else
-        "coding.scope = 'global' is not modelled with weight slicing (each slice is coded as "
-        "a weight, and the model-wide m and T are taken over the weights, not the slices): "
-        "set coding.scope = 'tile' or 'layer'"
-        if chip.coding != Coding() and chip.coding.scope == "global" else "")
+        if cond.pair != "differential" else "")
     if problem:
         raise CardError(f"{source}: slicing.weight_slices = {m}: {problem}")
 

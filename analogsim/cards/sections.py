@@ -157,7 +157,7 @@ class Slicing:
     weight_slices: int = field(default=1, metadata=spec(
         "device pairs each weight's magnitude is split over, each in its own columns with its "
         "own ADC conversion (1: no weight slicing); needs a differential pair; with [coding] "
-        "each slice is coded (coding.scope tile or layer)", "", 1, 16))
+        "each slice is coded as a weight", "", 1, 16))
     bits_per_weight_slice: int | None = field(default=None, metadata=spec(
         "magnitude bits held by each slice's pair: 2^bits levels per device (conductance.levels "
         "absent, or levels − 1 a multiple of 2^bits − 1); the weight's magnitude gets "

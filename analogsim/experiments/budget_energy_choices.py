@@ -10,7 +10,7 @@ A cost budget (:mod:`.budget_energy`) chooses two kinds of values:
   of the same size) and ``coding.r_small``, ``coding.r_large`` (the cells of redundancy
   coding: the ``[coding]`` section is one decoder for the chip, and layers coded with
   ``coding.scope = "global"`` must share one section,
-  :func:`analogsim.tiles.cost.model_coding_reference`). Every combination of their values (a
+  :func:`analogsim.tiles.coding.global_reference`). Every combination of their values (a
   *setting*) is searched for the per-layer bits; the card's own setting first. A combination
   with ``r_large < r_small`` is not a card and is left out. A model-wide value overrides the
   per-layer cards' own.

@@ -28,12 +28,14 @@ them after their ADCs as without coding. The slices of a weight share its sign b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from analogsim.cards import Coding
-from analogsim.errors import StateError
+from analogsim.errors import ConversionError, StateError
 from analogsim.tiles.slicing import Slices
 
 #: S3's large-weight count: 6,998 of the 11,164,352 weights of its ResNet-18.
@@ -248,7 +250,7 @@ def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Te
             (:func:`encode_slices`).
     """
     if slices is not None and slices.weight_bits is not None:
-        return encode_slices(weight, coding, scale_per_weight, slices)
+        return encode_slices(weight, coding, scale_per_weight, slices, reference)
     if coding.scope == "tile":
         return encode(weight, coding, scale_per_weight)
     if reference is None:
@@ -259,30 +261,66 @@ def encode_tile(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Te
     return encode(weight, coding, reference)
 
 
-def encode_slices(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Tensor,
-                  slices: Slices) -> CodedWeights:
-    """Code the weight slices of one tile's weight matrix (out, rows) into cells.
+def coded_values(weight: torch.Tensor, scale_per_weight: torch.Tensor,
+                 slices: Slices | None) -> torch.Tensor:
+    """What a tile codes, in weight units: its weights (out, rows), or with weight slices the
+    slice matrix (out·m, rows), slice j of output o in row o·m + j, each slice value
+    sgn(w)·q_j/(2^p − 1) (:meth:`Slices.weight_cells`) times its tile's max|W|
+    (``scale_per_weight``, (out, rows))."""
+    weight = weight.detach().float()
+    if slices is None or slices.weight_bits is None:
+        return weight
+    scale = scale_per_weight.float().repeat_interleave(slices.weight_slices, dim=-2)
+    return slices.weight_cells(weight / scale_per_weight) * scale
 
-    Each slice value sgn(w)·q_j/(2^p − 1) (:meth:`Slices.weight_cells`) is taken in weight
-    units, times its tile's max|W|, and coded as a weight of the (out·m, rows) slice matrix
-    (slice j of output o in row o·m + j): m = max|W| of the tile (scope ``tile``: the
-    largest weight of a tile has every digit full) or of the layer (scope ``layer``), T the
-    quantile of the slice magnitudes. The sign kept is the weight's, shared by its slices
-    (a digit 0 of a negative weight decodes to a magnitude ≥ 0 of the weight's sign).
+
+def global_reference(tiles_and_weights: Sequence[tuple[Any, torch.Tensor]]
+                     ) -> CodingReference | None:
+    """m and T over the coded values (:func:`coded_values`) of every tile coded with
+    ``coding.scope = "global"``, from (tile, its weight matrix (out, rows)) pairs, as
+    :func:`analogsim.program` and :func:`analogsim.cost` take them; None when no tile is.
+    The one model-wide temporary of programming: 4 bytes per coded value of those tiles.
 
     Raises:
-        StateError: ``coding.scope = "global"`` (m and T over the model's weights are not
-            those of its slices; the card refuses this combination when it loads).
+        ConversionError: those tiles have different ``[coding]`` sections.
     """
-    if coding.scope == "global":
-        raise StateError("coding.scope = 'global' with weight slicing is not modelled; use "
-                         "coding.scope = 'tile' or 'layer'")
+    scoped = [(tile, w) for tile, w in tiles_and_weights
+              if tile.coded and tile.chip.coding.scope == "global"]
+    if not scoped:
+        return None
+    codings = {tile.chip.coding for tile, _ in scoped}
+    if len(codings) > 1:
+        raise ConversionError("layers coded with coding.scope = 'global' must share one "
+                              f"[coding] section; found {len(codings)} different ones")
+    values = [coded_values(w, tile.layout.expand_rows(tile.layout.weight_scales(w)).expand_as(w),
+                           tile.stage.slices) for tile, w in scoped]
+    return coding_reference(values, codings.pop())
+
+
+def encode_slices(weight: torch.Tensor, coding: Coding, scale_per_weight: torch.Tensor,
+                  slices: Slices, reference: CodingReference | None = None) -> CodedWeights:
+    """Code the weight slices of one tile's weight matrix (out, rows) into cells.
+
+    The slice values (:func:`coded_values`) are coded as weights of the (out·m, rows) slice
+    matrix: m = max|W| of the tile (scope ``tile``: the largest weight of a tile has every
+    digit full), of the layer (scope ``layer``) or of the model (scope ``global``:
+    ``reference``, :func:`global_reference`), T the quantile of the slice magnitudes over the
+    same. The sign kept is the weight's, shared by its slices (a digit 0 of a negative weight
+    decodes to a magnitude ≥ 0 of the weight's sign).
+
+    Raises:
+        StateError: ``coding.scope = "global"`` without ``reference``.
+    """
+    if coding.scope == "global" and reference is None:
+        raise StateError("coding.scope = 'global' needs the model-wide reference: "
+                         "program the model with analogsim.program")
     m = slices.weight_slices
-    scale = scale_per_weight.float().repeat_interleave(m, dim=-2)  # (out·m, rows)
-    weight = weight.detach().float()
-    values = slices.weight_cells(weight / scale_per_weight) * scale
-    signs = torch.where(weight < 0, -1.0, 1.0).repeat_interleave(m, dim=-2)
-    reference = scale if coding.scope == "tile" else coding_reference([values], coding)
+    values = coded_values(weight, scale_per_weight, slices)
+    signs = torch.where(weight.detach() < 0, -1.0, 1.0).repeat_interleave(m, dim=-2)
+    if coding.scope == "tile":
+        reference = scale_per_weight.float().repeat_interleave(m, dim=-2)
+    elif coding.scope == "layer":
+        reference = coding_reference([values], coding)
     return encode(values, coding, reference, signs)
 
 

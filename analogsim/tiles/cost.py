@@ -40,13 +40,12 @@ for a 1 (a negative sign, a large weight) and g_min for a 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from analogsim.cards import Chip, Cost
-from analogsim.errors import CardError, ConversionError
+from analogsim.errors import CardError
 from analogsim.physics import energy
 from analogsim.physics.periphery import code_limit
 from analogsim.tiles import coding, device_model
@@ -123,25 +122,6 @@ def card_cost(chip: Chip, where: str) -> Cost:
     return chip.cost
 
 
-def model_coding_reference(tiles_and_weights: Sequence[tuple[AnalogTile, torch.Tensor]]
-                           ) -> coding.CodingReference | None:
-    """m and T over the weights of every tile coded with ``coding.scope = "global"`` (as
-    :func:`analogsim.program` takes them); None when no tile is.
-
-    Raises:
-        ConversionError: those tiles have different ``[coding]`` sections.
-    """
-    scoped = [(tile, w) for tile, w in tiles_and_weights
-              if tile.coded and tile.chip.coding.scope == "global"]
-    if not scoped:
-        return None
-    codings = {tile.chip.coding for tile, _ in scoped}
-    if len(codings) > 1:
-        raise ConversionError("layers coded with coding.scope = 'global' must share one "
-                              f"[coding] section; found {len(codings)} different ones")
-    return coding.coding_reference([w for _, w in scoped], codings.pop())
-
-
 def stored_targets(tile: AnalogTile, weight: torch.Tensor,
                    reference: coding.CodingReference | None
                    ) -> tuple[torch.Tensor, coding.CodedWeights | None]:
@@ -207,7 +187,8 @@ def tile_cost(tile: AnalogTile, weight: torch.Tensor, where: str,
         tile: the layer's tile.
         weight: the layer's weight matrix (out, rows), for an unprogrammed tile's targets.
         where: how messages name the layer.
-        reference: m and T of a model-wide coding scope (:func:`model_coding_reference`).
+        reference: m and T of a model-wide coding scope
+            (:func:`analogsim.tiles.coding.global_reference`).
 
     Raises:
         CardError: the tile's card has no ``[cost]`` section.
