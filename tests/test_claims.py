@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tomli_w
@@ -349,3 +350,17 @@ def test_the_page_says_when_a_spec_has_not_run_and_refuses_a_name_that_is_no_spe
         tomllib.loads((REPRODUCE / "s2_t1_mlp_add.toml").read_text())["training"]["epochs"])
     with pytest.raises(KeyError, match="no spec"):
         page.render("{{claims s2_t1_mlp_ad}}", {})
+
+
+def test_a_run_that_resumed_its_trainings_is_not_summarised(tmp_path):
+    # Its wall time leaves out the trainings made before: refused, not understated.
+    spec = tmp_path / "seeds_sweep.toml"
+    spec.write_text(SPEC.format(seeds="[0]"))
+    summarize = reproduce_module("summarize")
+    results = run_spec(load_spec(spec), tmp_path / "seeds_sweep.h5")
+    summarize.summarize(results)  # trained in this run: summarised
+    with h5py.File(results, "r+") as f:  # as if its epochs had run before it started
+        f.attrs["finished"] = f.attrs["started"]
+    with pytest.raises(SystemExit, match=r"resumed trainings made earlier .* remove the "
+                                         r"checkpoints \(seeds_sweep.h5.checkpoints"):
+        summarize.summarize(results)

@@ -36,6 +36,13 @@ ACCURACY_RUNS = ("sweep", "attack", "chip", "drift", "global_noise", "layerwise_
 FIT_METRICS = ("mu", "mu_error", "a_min", "a_min_error", "chi2", "falls_to_chance")
 
 
+def training_seconds(results: Results) -> float:
+    """Seconds of every training epoch the file's history runs hold (``train_*``, their
+    ``seconds``), those replayed from a resumed checkpoint included."""
+    return sum(float(np.sum(run.data["seconds"])) for name, run in results.runs.items()
+               if name.startswith("train_") and "seconds" in run.data)
+
+
 def summarize(path: str | Path) -> dict[str, Any]:
     """The summary of one results file (see the module docstring)."""
     results = asim.load_results(path)
@@ -46,13 +53,20 @@ def summarize(path: str | Path) -> dict[str, Any]:
         raise SystemExit(f"{path}: the run has not finished (no 'finished' attribute): it is "
                          "still running or was interrupted; run the same command to resume it")
     started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
+    wall, trained = (finished - started).total_seconds(), training_seconds(results)
+    if trained > wall:
+        raise SystemExit(
+            f"{path}: its training epochs took {trained:.0f} s, more than the run's {wall:.0f} "
+            "s from start to finish: it resumed trainings made earlier from their "
+            "checkpoints, so its wall time is not what the spec takes; remove the checkpoints "
+            f"({Path(path).name}.checkpoints beside it) and run the spec again")
     summary: dict[str, Any] = {
         "name": spec.get("experiment", {}).get("name", Path(path).stem),
         "description": spec.get("experiment", {}).get("description", ""),
         "made": {"host": str(attrs.get("host", "")), "git_commit": str(attrs.get("git_commit")),
                  "analogsim": str(attrs.get("analogsim_version")),
                  "torch": str(attrs.get("torch_version")),
-                 "wall_seconds": round((finished - started).total_seconds())},
+                 "wall_seconds": round(wall)},
         "setting": {key: spec.get(key, {}) for key in ("data", "model", "training", "chip",
                                                        "sweep", "evaluation")
                     if key in spec},
