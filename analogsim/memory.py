@@ -14,14 +14,13 @@ the card codes weights; D devices per cell: 2 for a differential pair, 1 single)
   none when shared), the stuck-device map (D·C [1], when the
   card has faults), the weights the MVM sees ``w_effective`` (W [4]) and their
   conductance-square weights ``q_effective`` (W [4], multiplicative per-read noise); and the
-  caches a drift and a forward build: 1/f read noise's Q_s (D·C [4], PCM read noise, kept only
-  while an instance of the layer has at most
-  :data:`~analogsim.tiles.device_model.READ_NOISE_CACHE_DEVICES` devices), the forward plan's
-  matrix (W [4]) and, where the tile multiplies int8 digit planes, those planes (W [3], rows
-  of tiles ≥ 512).
+  caches a drift and a forward build: 1/f read noise's Q_s (D·C [4], PCM read noise) and the
+  PCM drift exponents (D·C [4]), both kept only while an instance of the layer has at most
+  :data:`~analogsim.tiles.device_model.CACHE_DEVICES` devices (a larger layer recomputes them
+  at every drift, a temporary of one block), the forward plan's matrix (W [4]) and, where the
+  tile multiplies int8 digit planes, those planes (W [3], rows of tiles ≥ 512).
 
-Plus O(out) per tile (scales, compensation factors), left out. PCM drift exponents are not
-kept: every drift redraws them from their streams, a temporary of one block.
+Plus O(out) per tile (scales, compensation factors), left out.
 ``docs/memory.md`` compares this with the buffers and the peak of program + drift, measured per card
 (``benchmarks/memory_per_weight.py``); programming and aging work one layer, and one block of
 instances, at a time, so the peak stays within one layer's working set of the final state.
@@ -45,7 +44,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoise
+from analogsim.cards import Chip, Coding, NoProgrammingNoise, PcmOneOverFReadNoise, PcmPowerLawDrift
 from analogsim.conversion import analog_layers
 from analogsim.errors import ResourceError, UsageError
 from analogsim.tiles import device_model, integer_mvm
@@ -139,9 +138,11 @@ def layer_state_bytes(chip: Chip, weights: int, plane_weights: int = 0) -> tuple
         fixed += FLOAT_BYTES * conductances  # g_programmed of every instance: the targets
     if faults:
         per_conductance += 1  # uint8 stuck-device map
-    if (isinstance(chip.read_noise, PcmOneOverFReadNoise)
-            and conductances <= device_model.READ_NOISE_CACHE_DEVICES):
-        per_conductance += FLOAT_BYTES  # Q_s of 1/f noise, cached at the first drift
+    if conductances <= device_model.CACHE_DEVICES:  # caches of the first drift
+        if isinstance(chip.read_noise, PcmOneOverFReadNoise):
+            per_conductance += FLOAT_BYTES  # Q_s of 1/f noise
+        if isinstance(chip.drift, PcmPowerLawDrift):
+            per_conductance += FLOAT_BYTES  # drift exponents
     per_weight = 2 * FLOAT_BYTES  # w_effective, the forward plan's matrix
     if chip.per_read_noise.multiplicative_std > 0 and not coded:
         per_weight += FLOAT_BYTES  # q_effective (the plan slices it)

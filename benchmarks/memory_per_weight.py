@@ -235,7 +235,7 @@ def conductance_precision() -> dict[str, Any]:
                        .removeprefix("torch.") for card in asim.list_chips()},
             "pcm_read_noise_min_relative_1h": read.q_coefficient * factor * read.scale,
             "pcm_idle_programming_std_uS": float(idle),
-            "read_noise_cache_devices": device_model.READ_NOISE_CACHE_DEVICES,
+            "cache_devices": device_model.CACHE_DEVICES,
             "block_devices": device_model.BLOCK_DEVICES}
 
 
@@ -297,8 +297,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"One `{results['layer']}` per card, programmed on K = 1 and K = 2 chip instances, "
         "drifted to a year, one forward run; bytes per weight as *once + per instance·K*. "
-        "*State* is what `state_dict` saves; *in memory* adds the caches (1/f read noise's "
-        "Q_s, the forward plan's matrix); *estimate* is `analogsim.memory.estimate_memory`, "
+        "*State* is what `state_dict` saves (with the drift exponents a drift caches in layers "
+        f"of at most {precision['cache_devices']:,} devices per instance, not this one's); "
+        "*in memory* adds the caches (1/f read noise's Q_s, the forward plan's matrix); "
+        "*estimate* is `analogsim.memory.estimate_memory`, "
         "which `program` checks against the memory available (its docstring has the formula).",
         "",
         "| card | devices per weight | state | in memory | estimate | before: state | "
@@ -329,14 +331,15 @@ def render(results: dict[str, Any]) -> str:
         "(`analogsim.tiles.programmed.pack_targets`; unpacked bit for bit).",
         "- A card without programming error or stuck devices (ideal) shares the targets as "
         "every instance's conductances instead of copying them per instance.",
-        "- 1/f read noise's Q_s is kept between drifts only for layers of at most "
-        f"{precision['read_noise_cache_devices']:,} devices per instance; a larger layer "
-        "recomputes it at every drift (the same values; one power per device).",
-        "- PCM drift exponents are not kept: each instance draws them from a stream of its own "
-        "(seed, layer, instance), so every drift redraws the same exponents from the targets, "
-        "in float32, one block at a time. The stream is new (they used to follow the "
-        "programming error in the programming stream), so pcm results moved to other draws "
-        "of the same distributions.",
+        "- PCM drift exponents are drawn by each instance from a stream of its own (seed, "
+        "layer, instance), so a drift can redraw the same exponents from the targets, in "
+        "float32, one block at a time, instead of keeping them. The stream is new (they used "
+        "to follow the programming error in the programming stream), so pcm results moved to "
+        "other draws of the same distributions.",
+        "- 1/f read noise's Q_s and the drift exponents are kept between drifts only for "
+        f"layers of at most {precision['cache_devices']:,} devices per instance; a larger "
+        "layer recomputes them at every drift (the same values; a power and a normal draw "
+        "per device).",
         "- The programmed conductances are float16 where the card's programming error dwarfs "
         "float16's rounding: the one rounding, see [below](#conductances-in-float16).",
         "- The estimate counted the conductance-square weights' forward plan, which is a view; "

@@ -12,9 +12,10 @@ alone, in the order a draw over all K at once takes, and the arithmetic is eleme
 of the all-at-once formulas bit for bit (``tests/test_programmed_memory.py``). What a tile
 keeps per instance: the conductances (float16 where the card's programming error dwarfs
 float16's rounding, else float32: :func:`conductance_dtype`) and the stuck-device map (uint8).
-PCM drift exponents are not kept: each instance draws them from a stream of their own
+PCM drift exponents are not stored: each instance draws them from a stream of its own
 (:data:`~analogsim.seeding.Purpose.DRIFT_EXPONENTS`), so aging redraws the same exponents,
-in float32, from the targets and that stream's seed (:func:`drift_exponents`).
+in float32, from the targets and that stream's seed (:func:`drift_exponents`); small layers
+keep them between drifts as a cache (:data:`CACHE_DEVICES`).
 ``docs/memory.md`` has the bytes.
 """
 
@@ -49,10 +50,11 @@ CONDUCTANCE_STORAGE = torch.float16
 #: rounding adds at most 0.25 % to any device's error variance); else in float32. The pcm
 #: card: u/√12 = 0.009 µS against σ ≥ 0.26 µS (3.4 %): float16.
 CONDUCTANCE_ROUNDING_FRACTION = 0.05
-#: A tile keeps 1/f read noise's Q_s (K, D, out, in) between drifts while one instance of it
-#: has at most this many devices (4 MiB of float32); a larger layer recomputes it at every
-#: drift (one power per device), with the same values, instead of holding 4 bytes per device.
-READ_NOISE_CACHE_DEVICES = 2**20
+#: A tile keeps 1/f read noise's Q_s and the PCM drift exponents (K, D, out, in) between
+#: drifts while one instance of it has at most this many devices (4 MiB of float32 each); a
+#: larger layer recomputes them at every drift (a power, and a normal draw around moments of
+#: the targets, per device), with the same values, instead of holding 8 bytes per device.
+CACHE_DEVICES = 2**20
 #: Devices per block of instances that programming and aging process at once (4 MiB of
 #: float32 per temporary): a block of one instance when an instance has more.
 BLOCK_DEVICES = 2**20
@@ -73,8 +75,8 @@ class ProgrammedDevices:
     # per instance, the seed of its drift exponents' stream (exponent_seeds), PCM drift only
     exponent_seeds: tuple[int, ...] | None = None
     read_noise_q: torch.Tensor | None = None  # (K, D, out, in) Q_s of 1/f noise, a cache
-    # (K, D, out, in) exponents to use instead of drawing them: a tile state saved when they
-    # were stored (float16)
+    # (K, D, out, in) exponents to use instead of drawing them: a cache (see CACHE_DEVICES),
+    # or those of a tile state saved when tiles stored them all (float16)
     drift_exponents: torch.Tensor | None = None
 
 
@@ -272,9 +274,12 @@ def age_devices(
         ).mul_(drift.scale**2)
         extra_std = rram.relaxation_std(variance, _programming_std(chip, devices.g_target))
         del variance
+    cached = g[0].numel() <= CACHE_DEVICES
+    if power_law and devices.drift_exponents is None and cached:
+        devices.drift_exponents = drift_exponents(chip, devices.g_target, devices.exponent_seeds)
     if one_over_f:
         factor = pcm.read_noise_time_factor(t_inference, read.t0_s, read.t_read_s)
-        if devices.read_noise_q is None and g[0].numel() <= READ_NOISE_CACHE_DEVICES:
+        if devices.read_noise_q is None and cached:
             devices.read_noise_q = relative_read_noise(chip, g.float())
     blocks = instance_blocks(g.shape[0], g[0].numel())
     aged = torch.empty(g.shape, dtype=torch.float32) if len(blocks) > 1 else None
@@ -341,7 +346,7 @@ def relative_read_noise(chip: Chip, g_programmed: torch.Tensor) -> torch.Tensor:
     """Q_s of the card's 1/f read noise for programmed conductances (K, D, out, in) µS.
 
     Fixed from programming on; a tile keeps it between drifts up to
-    :data:`READ_NOISE_CACHE_DEVICES` devices per instance.
+    :data:`CACHE_DEVICES` devices per instance.
     """
     read = chip.read_noise
     if not isinstance(read, PcmOneOverFReadNoise):

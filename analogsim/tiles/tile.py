@@ -205,7 +205,7 @@ class AnalogTile(nn.Module):
         self.program_seed = torch.tensor(seed, dtype=torch.int64)
         self.weight_scale = scale
         self.g_target_packed = pack_targets(self.chip, devices.g_target)
-        self.drift_exponents = torch.empty(0)  # redrawn at every drift
+        self.drift_exponents = torch.empty(0)  # redrawn at drifts, cached if small
         self.faults = or_empty(devices.faults)
         self.read(devices.g_programmed, 0.0, programmed=True)
         self.reseed_forward_noise(seed)
@@ -224,7 +224,8 @@ class AnalogTile(nn.Module):
                                          self.instance_ids.tolist(), time_key(t_inference))
         devices = stored_devices(self)
         aged = device_model.age_devices(self.chip, devices, t_inference, generators)
-        self.read_noise_q = devices.read_noise_q  # computed once per programmed state
+        self.read_noise_q = devices.read_noise_q  # caches, computed once per programmed state
+        self.drift_exponents = or_empty(devices.drift_exponents)
         self.read(aged, t_inference, programmed=False)
 
     @torch.no_grad()
