@@ -236,8 +236,9 @@ class AnalogTile(nn.Module):
             g: (K, D, out, rows) µS, one chip per instance, laid out as the targets (the cells
                 row of a coded tile: (K, D, 1, N)).
             t_inference: seconds after programming at which they were read.
-            programmed: the first read after programming: it becomes the programmed state and
-                the drift-compensation reference.
+            programmed: the first read after programming: it becomes the programmed state (in
+                the card's storage type, device_model.conductance_dtype) and the
+                drift-compensation reference.
         """
         if not self.is_programmed:
             raise StateError("load_measured() needs a programmed tile (its targets and scales)")
