@@ -161,10 +161,10 @@ def render_section(data: dict[str, Any]) -> str:
                      f"{uniform['bits'][0][j]} | {_nJ(chosen['layer_energy_J'][j])} | "
                      f"{_nJ(uniform['layer_energy_J'][j])} |")
     lines += [
-        "", "Only the ADC energy depends on the bits in this cost model (FOM · 2^bits per "
-        "conversion), so the saving is in the layers whose ADC bits drop below the uniform "
-        "value; the array reads and the digital periphery, the same in every design, bound "
-        "what any choice of bits can save.", "",
+        "", "Here only adc.bits is chosen, and of the energy only the ADCs' depends on it "
+        "(FOM · 2^bits per conversion), so the saving is in the layers whose ADC bits drop "
+        "below the uniform value; the array reads, DACs and digital periphery, the same in "
+        "every design, bound what any choice of ADC bits can save.", "",
         "![Accuracy against energy per inference of every design measured](budget_energy_pareto"
         ".png)", "",
         f"The bars are the {data['ci']}; every design is measured on the same chips, so the "
