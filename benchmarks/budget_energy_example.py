@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import analogsim as asim
+from analogsim.cards import chip_to_dict
 from analogsim.report.plots_pareto import plot_pareto
 from analogsim.report.sections_budget_energy import (
     energy_budget_summary,
@@ -52,8 +53,10 @@ def summarize(path: str | Path) -> dict[str, Any]:
         raise SystemExit(f"{path}: the run has not finished; run the same command to resume it")
     started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
     spec = tomllib.loads(results.config["spec"])
+    card_cost = chip_to_dict(asim.load_chip(spec["chip"]["card"]))["cost"]
     return {"spec": str(SPEC.relative_to(ROOT)), "name": spec["experiment"]["name"],
             "setting": {k: spec[k] for k in ("model", "training", "chip", "budget")},
+            "card_cost": card_cost,
             "made": {"host": str(attrs.get("host", "")),
                      "git_commit": str(attrs.get("git_commit")),
                      "analogsim": str(attrs.get("analogsim_version")),
@@ -101,6 +104,24 @@ def _confirmation_sentence(data: dict[str, Any]) -> str:
             f"on the same chips: {verdict}.")
 
 
+def _what_the_bits_move(knobs: list[str], card: str, cost: dict[str, Any]) -> list[str]:
+    """What the chosen knobs change in the card's cost model (its ``[cost]`` keys), and so
+    where the saving can come from."""
+    parts = []
+    if "adc.bits" in knobs:
+        parts.append("the ADC bits set each conversion's energy (FOM · 2^bits)")
+    if "dac.bits" in knobs:
+        moved = [f"the length of {card}'s pulse-width input ((2^(bits−1) − 1) steps), and with "
+                 "it the array reads' energy and the MVM's time"] if "read_step_time_s" in cost \
+            else []
+        moved += ["each input conversion's energy (a capacitive DAC's 2^bits unit "
+                  "capacitors)"] if "dac_step_energy_J" in cost else []
+        parts.append("the DAC bits set " + (" and ".join(moved) if moved else
+                                            "nothing in this card's cost (fixed read and DAC)"))
+    return [f"What the chosen bits move: {'; '.join(parts)}. The digital periphery, the same "
+            "in every design, bounds what any choice of bits can save."]
+
+
 def render_section(data: dict[str, Any]) -> str:
     """The docs section from the JSON alone."""
     designs, layers = data["designs"], data["layers"]
@@ -109,7 +130,7 @@ def render_section(data: dict[str, Any]) -> str:
     budget, training = data["setting"]["budget"], data["setting"]["training"]
     hidden = data["setting"]["model"]["options"]["hidden"]
     chips = len(data["chip_seeds"]) * data["instances"]
-    knob = data["knobs"][0]
+    knobs = data["knobs"]
     lines = [
         "## Budgets that optimise energy", "",
         "A `budget` spec with an `objective` chooses, per analog layer, the bits of least "
@@ -127,7 +148,8 @@ def render_section(data: dict[str, Any]) -> str:
         "used in the search.", "",
         f"**Example** ([`{data['spec']}`](../{data['spec']})): the digits MLP "
         f"(64-{'-'.join(map(str, hidden))}-10, {training['epochs']} epochs) on "
-        f"`{data['card']}`, {knob} chosen per layer from {budget['bits']}, accuracy "
+        f"`{data['card']}`, {' and '.join(knobs)} chosen per layer from {budget['bits']}, "
+        "accuracy "
         f"{data['time_s'] / 86400:g} day after programming on {data['test_samples']} test "
         f"digits, {len(data['chip_seeds'])} seeds × {data['instances']} instances = {chips} "
         f"chips, tolerance {data['tolerance_pp']:g} pp below the card design's "
@@ -135,13 +157,13 @@ def render_section(data: dict[str, Any]) -> str:
         + (f", then the card design, the uniform baseline and the chosen design on "
            f"{data['confirmation']['chips']} fresh chips" if data.get("confirmation") else "")
         + f", in {data['made']['wall_seconds']} s, training included.", "",
-        f"| design | {knob} of layers {', '.join(layers)} | energy per inference | accuracy "
-        "[95 % CI] | below the card design [95 % CI] | fresh chips: accuracy [95 % CI] | "
-        "fresh chips: below the card design [95 % CI] |", "|---|---|---|---|---|---|---|"]
+        f"| design | {', '.join(knobs)} of layers {', '.join(layers)} | energy per inference "
+        "| accuracy [95 % CI] | below the card design [95 % CI] | fresh chips: accuracy [95 % "
+        "CI] | fresh chips: below the card design [95 % CI] |", "|---|---|---|---|---|---|---|"]
     fresh = _fresh(data)
     for name, design in (("card design", card), ("uniform baseline", uniform),
                          ("**chosen**", chosen)):
-        bits = "-".join(map(str, design["bits"][0]))
+        bits = "; ".join("-".join(map(str, per_layer)) for per_layer in design["bits"])
         row = fresh.get(designs.index(design))
         lines.append(f"| {name} | {bits} | {_nJ(design['energy_J'])} | {_accuracy(design)} | "
                      f"{_drop(design) if design is not card else '—'} | "
@@ -154,17 +176,15 @@ def render_section(data: dict[str, Any]) -> str:
         f"{_nJ(uniform['energy_J'])}; {100 * saving_card:.0f} % less than the card design), "
         f"within the tolerance on the {chips} chips they were chosen on. "
         f"{_confirmation_sentence(data)} Per layer:", "",
-        f"| layer | fewest {knob} alone | chosen | uniform | energy, chosen | energy, uniform |",
-        "|---|---|---|---|---|---|"]
+        "| layer | " + " | ".join(f"{k}: fewest alone | {k}: chosen | {k}: uniform"
+                                  for k in knobs) + " | energy, chosen | energy, uniform |",
+        "|---" * (3 * len(knobs) + 3) + "|"]
     for j, layer in enumerate(layers):
-        lines.append(f"| {layer} | {data['minimum'][0][j]} | {chosen['bits'][0][j]} | "
-                     f"{uniform['bits'][0][j]} | {_nJ(chosen['layer_energy_J'][j])} | "
-                     f"{_nJ(uniform['layer_energy_J'][j])} |")
-    lines += [
-        "", "Here only adc.bits is chosen, and of the energy only the ADCs' depends on it "
-        "(FOM · 2^bits per conversion), so the saving is in the layers whose ADC bits drop "
-        "below the uniform value; the array reads, DACs and digital periphery, the same in "
-        "every design, bound what any choice of ADC bits can save.", "",
+        per_knob = [f"{data['minimum'][i][j]} | {chosen['bits'][i][j]} | {uniform['bits'][i][j]}"
+                    for i in range(len(knobs))]
+        lines.append(f"| {layer} | {' | '.join(per_knob)} | {_nJ(chosen['layer_energy_J'][j])} "
+                     f"| {_nJ(uniform['layer_energy_J'][j])} |")
+    lines += ["", *_what_the_bits_move(knobs, data["card"], data["card_cost"]), "",
         "![Accuracy against energy per inference of every design measured](budget_energy_pareto"
         ".png)", "",
         f"The bars are the {data['ci']}; every design is measured on the same chips, so the "
