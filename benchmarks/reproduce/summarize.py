@@ -34,6 +34,8 @@ SUMMARIES = Path(__file__).resolve().parent / "summaries"
 ACCURACY_RUNS = ("sweep", "attack", "chip", "drift", "global_noise", "layerwise_noise", "guided")
 #: The midpoint fits of the walking-noise runs (S2), per site.
 FIT_METRICS = ("mu", "mu_error", "a_min", "a_min_error", "chi2", "falls_to_chance")
+#: s; a results file's start and finish are stamped to the second
+TIMESTAMP_RESOLUTION_S = 1.0
 
 
 def training_seconds(results: Results) -> float:
@@ -54,7 +56,7 @@ def summarize(path: str | Path) -> dict[str, Any]:
                          "still running or was interrupted; run the same command to resume it")
     started, finished = (datetime.fromisoformat(str(attrs[k])) for k in ("started", "finished"))
     wall, trained = (finished - started).total_seconds(), training_seconds(results)
-    if trained > wall:
+    if trained > wall + TIMESTAMP_RESOLUTION_S:
         raise SystemExit(
             f"{path}: its training epochs took {trained:.0f} s, more than the run's {wall:.0f} "
             "s from start to finish: it resumed trainings made earlier from their "
