@@ -67,7 +67,6 @@ class ProgrammedDevices:
     # (D, out, in) µS, after level quantisation; may be empty for aging when the card's drift
     # does not read it (drift_reads_targets)
     g_target: torch.Tensor
-    # (K, D, out, in) µS; a view of g_target expanded over K when programming is exact
     # (K, D, out, in) µS in conductance_dtype(chip); a view of g_target expanded over K when
     # programming is exact
     g_programmed: torch.Tensor

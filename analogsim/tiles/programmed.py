@@ -13,8 +13,9 @@ per weight (:func:`pack_targets`); per instance the conductances (float16 or flo
 device, :func:`device_model.conductance_dtype`; a view of the targets when programming is
 exact), the stuck-device map (uint8 per device, with faults), the weights the MVM sees (float32)
 and, with multiplicative per-read noise, their conductance-square weights (float32). PCM drift
-exponents are redrawn at every drift from their streams (``drift_exponents`` holds them only
-in a state saved when tiles stored them).
+exponents are redrawn at every drift from their streams; ``drift_exponents`` holds them only as
+the cache of a small layer (:data:`device_model.CACHE_DEVICES`) or in a state saved when tiles
+stored them all.
 """
 
 from __future__ import annotations
@@ -225,8 +226,8 @@ def target_shape(chip: Chip, packed: torch.Tensor) -> tuple[int, ...]:
 def stored_devices(tile: torch.nn.Module) -> device_model.ProgrammedDevices:
     """The programmed devices a tile's buffers hold, to age them; the targets are unpacked
     only when the card's drift reads them (:func:`device_model.drift_reads_targets`). PCM
-    drift exponents come from their streams' seeds, or from ``drift_exponents`` in a state
-    saved when tiles stored them."""
+    drift exponents come from their streams' seeds, or from ``drift_exponents`` (a small
+    layer's cache, or a state saved when tiles stored them all)."""
     targets = (unpack_targets(tile.chip, tile.g_target_packed)
                if device_model.drift_reads_targets(tile.chip) else torch.empty(0))
     seeds = device_model.exponent_seeds(int(tile.program_seed), tile.layer_index,
@@ -262,9 +263,10 @@ def or_none(tensor: torch.Tensor) -> torch.Tensor | None:
 
 
 def drift_exponents_of(tile: torch.nn.Module) -> torch.Tensor | None:
-    """The PCM drift exponents ν (K, D, out, rows), float32, of a programmed tile: those of a
-    state saved when tiles stored them, else redrawn from their streams, as :meth:`drift`
-    does; None for a card without PCM drift."""
+    """The PCM drift exponents ν (K, D, out, rows), float32, of a programmed tile: those
+    ``drift_exponents`` holds (a small layer's cache, or a state saved when tiles stored them
+    all), else redrawn from their streams, as :meth:`drift` does; None for a card without PCM
+    drift."""
     devices = stored_devices(tile)
     if devices.drift_exponents is not None:
         return devices.drift_exponents.float()
