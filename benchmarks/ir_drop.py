@@ -379,10 +379,9 @@ def render_page(summary: dict[str, Any]) -> str:
         "to x = −1, a device at g_max, so the many small weights of a trained layer conduct "
         "fully where the uncoded pair holds them near g_min, the crossbar carries more current "
         "and each cell's δ is larger; the decoding then turns a change of x̂ into m/2 times it "
-        "on the weight. On a 128 × 128 layer of Gaussian weights on the `ideal` card (5 Ω, "
-        "g_max 25 µS), the mean |ŵ(r) − ŵ(0)| is 6.4·10⁻³ max|W| uncoded and 5.1·10⁻² with "
-        "sign coding on 64 × 64 tiles, and both grow with the tile size (16 to 128 rows: "
-        "0.68 to 21·10⁻³ uncoded, 2.3 to 145·10⁻³ coded) and with g_max, as the test checks. "
+        "on the weight. The weight error of both grows with the tile size and with g_max, "
+        "and the coded one is the larger (`tests/test_coding_composition.py` checks both on "
+        "Gaussian weights; this page measures the uncoded tile only). "
         "A live (training-mode) coded tile trains on the digital weight as without wires "
         "(coding acts only on programmed tiles) and sees the uncoded drop.", "",
         "## Its error against the exact nodal solve", "",
